@@ -1,0 +1,53 @@
+#pragma once
+// The Engine owns the request table and the step loop on one thread:
+//   plan = scheduler.schedule(); out = runner.execute(plan); scheduler.update(plan, out);
+// Frontends call submit/cancel from any thread and read events from a ResultStream.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "engine/request.h"
+
+namespace tessera {
+
+class Tokenizer;
+struct ModelConfig;
+
+// Per-request stream of events; thread-safe. Dropping it does not cancel: call cancel().
+class ResultStream {
+ public:
+  virtual ~ResultStream() = default;
+  // Blocks up to `timeout`; nullopt on timeout. After every choice has finished, returns
+  // nullopt immediately and done() is true.
+  virtual std::optional<GenerationEvent> next(std::chrono::milliseconds timeout) = 0;
+  virtual bool done() const = 0;
+  virtual void cancel() = 0;
+};
+
+struct EngineStats {
+  int waiting = 0;
+  int running = 0;
+  int64_t preemptions_total = 0;
+  int kv_blocks_used = 0;
+  int kv_blocks_total = 0;
+  int64_t steps_total = 0;
+  Clock::time_point last_step_end;
+};
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  // Throws Error(kInvalidArgument) for bad params, Error(kResourceExhausted) when the waiting
+  // queue is full.
+  virtual std::shared_ptr<ResultStream> submit(GenerationRequest request) = 0;
+  virtual const Tokenizer& tokenizer() const = 0;
+  virtual const ModelConfig& model_config() const = 0;
+  virtual std::string model_name() const = 0;
+  virtual int max_model_len() const = 0;
+  virtual EngineStats stats() const = 0;
+  virtual bool ready() const = 0;  // true once the first step ran
+  virtual void stop() = 0;
+};
+
+}  // namespace tessera

@@ -1,0 +1,64 @@
+#pragma once
+// What frontends hand the engine and what they read back. Plain structs; validated by the
+// frontend before submit (Engine::submit re-checks and throws Error(kInvalidArgument)).
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tessera {
+
+using Clock = std::chrono::steady_clock;
+
+struct SamplingParams {
+  float temperature = 1.0f;  // 0 = greedy
+  int top_k = 0;             // 0 = off
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  std::optional<uint64_t> seed;
+  int max_tokens = 16;
+  std::vector<std::string> stop;         // stop strings; never emitted
+  std::vector<int32_t> stop_token_ids;   // extra stop ids
+  bool ignore_eos = false;
+  int logprobs = -1;  // -1: none; k >= 0: chosen token's logprob plus k alternatives
+  int n = 1;          // independent samples sharing the prompt's KV blocks
+  bool skip_special_tokens = true;
+};
+
+struct GenerationRequest {
+  std::string id;
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int priority = 0;  // higher runs first
+  std::optional<Clock::time_point> deadline;
+  Clock::time_point arrival = Clock::now();
+};
+
+enum class FinishReason { kStop, kLength, kCancelled, kDeadline, kError };
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", ...
+
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0.0f;
+  std::vector<std::pair<int32_t, float>> top;  // alternatives, best first
+};
+
+// One event of one choice (index < n). Text deltas concatenate to the full output.
+struct GenerationEvent {
+  int index = 0;
+  std::vector<int32_t> token_ids;
+  std::string text;
+  std::vector<TokenLogprob> logprobs;
+  std::optional<FinishReason> finish;
+  std::string error;  // set with FinishReason::kError
+  // Filled on the final event of each choice.
+  int prompt_tokens = 0;
+  int completion_tokens = 0;
+  int cached_prompt_tokens = 0;
+};
+
+}  // namespace tessera

@@ -1,0 +1,141 @@
+#pragma once
+// The backend-neutral op interface. model/ writes the forward pass against it; kernels/cpu
+// and kernels/cuda implement it. Nothing here knows about requests: a step is described only
+// by its geometry (StepLayout).
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kernels/dtype.h"
+
+namespace tessera {
+
+// Host view of a weight: row-major [rows, cols], rows = output features; a 1-D tensor
+// (norm gamma) has rows = 1. Quantized types are blocked along cols.
+struct HostTensor {
+  DType dtype = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const void* data = nullptr;  // borrowed: mmap or loader-owned storage
+};
+
+// A weight as the backend keeps it (it may convert or repack on upload).
+struct Weight {
+  DType dtype = DType::kF32;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const void* data = nullptr;
+  std::shared_ptr<void> owner;  // keeps backend storage alive; empty when borrowed
+};
+
+// Paged KV cache geometry. Per layer, one K pool and one V pool:
+//   pool: [num_blocks, block_size, num_kv_heads, head_dim]
+// Block 0 is reserved as the padding block and is never handed to a sequence.
+struct KvCacheShape {
+  int num_layers = 0;
+  int num_blocks = 0;
+  int block_size = 16;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  DType dtype = DType::kF32;  // backend may choose bf16/f16; see Ops::kv_dtype
+};
+
+// One forward step: several sequences, each contributing a run of consecutive tokens
+// (a prefill chunk or one decode token), in CSR form over sequences. All host memory.
+//
+//   rows of sequence s:   [query_start[s], query_start[s+1])
+//   its cached context:   positions [0, context_len[s]) after this step's K/V are stored
+//   its block table:      block_tables[block_table_start[s] .. block_table_start[s+1])
+//   token row r goes to:  slot_mapping[r] = block_id * block_size + offset
+struct StepLayout {
+  std::vector<int32_t> tokens;             // [num_tokens]
+  std::vector<int32_t> positions;          // [num_tokens]
+  std::vector<int32_t> slot_mapping;       // [num_tokens]
+  std::vector<int32_t> query_start;        // [num_seqs + 1]
+  std::vector<int32_t> context_len;        // [num_seqs]
+  std::vector<int32_t> block_table_start;  // [num_seqs + 1]
+  std::vector<int32_t> block_tables;       // concatenated block ids
+  std::vector<int32_t> logit_rows;         // rows whose hidden state reaches the LM head
+  int block_size = 16;
+
+  int num_tokens() const { return static_cast<int>(tokens.size()); }
+  int num_seqs() const { return static_cast<int>(context_len.size()); }
+};
+
+struct RopeConfig {
+  float theta = 10000.0f;
+  bool neox = false;  // true: rotate halves (HF layout); false: adjacent pairs (GGUF llama)
+  int rotary_dim = 0;  // 0 = head_dim
+  // Llama-3 frequency scaling; factor == 0 disables it.
+  float scaling_factor = 0.0f;
+  float low_freq_factor = 1.0f;
+  float high_freq_factor = 4.0f;
+  int original_max_position = 8192;
+};
+
+struct AttentionParams {
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  float scale = 1.0f;
+  int sliding_window = 0;  // 0 = full causal attention
+};
+
+class Ops {
+ public:
+  virtual ~Ops() = default;
+  virtual std::string name() const = 0;
+  // Activations between ops are in this dtype (f32 on CPU, bf16 on CUDA).
+  virtual DType activation_dtype() const = 0;
+  size_t activation_bytes(int64_t elems) const;
+
+  // Backend memory (host RAM on CPU, device memory on CUDA).
+  virtual void* alloc(size_t bytes) = 0;
+  virtual void free(void* ptr) = 0;
+  virtual void to_device(void* dst, const void* src, size_t bytes) = 0;
+  virtual void to_host(void* dst, const void* src, size_t bytes) = 0;
+  virtual void synchronize() {}
+
+  virtual Weight upload(const HostTensor& tensor) = 0;
+
+  virtual void init_kv_cache(const KvCacheShape& shape) = 0;
+  virtual DType kv_dtype() const = 0;
+  // Copy-on-write support: copies whole blocks (all layers, K and V).
+  virtual void copy_kv_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) = 0;
+
+  // Uploads the step's metadata once; the ops below read it. Must precede them every step.
+  virtual void begin_step(const StepLayout& layout) = 0;
+
+  // out: [T, dim] = table[tokens]
+  virtual void embedding(const Weight& table, void* out) = 0;
+  // residual: [T, dim]; if x != nullptr, residual += x first; out = rms_norm(residual) * gamma
+  virtual void add_rms_norm(void* residual, const void* x, const Weight& gamma, float eps,
+                            void* out) = 0;
+  // x: [rows, w.cols] -> out: [rows, w.rows]
+  virtual void matmul(const void* x, int rows, const Weight& w, void* out) = 0;
+  // q: [T, num_heads, head_dim], k/v: [T, num_kv_heads, head_dim]. Rotates q and k in place
+  // at the step's positions, then stores k and v into this layer's pages (slot_mapping).
+  virtual void rope_store_kv(void* q, void* k, const void* v, int layer,
+                             const AttentionParams& attn, const RopeConfig& rope) = 0;
+  // q: [T, num_heads, head_dim] -> out: [T, num_heads, head_dim]; each token attends causally
+  // to its sequence's cached K/V at positions <= its own.
+  virtual void paged_attention(const void* q, int layer, const AttentionParams& attn,
+                               void* out) = 0;
+  // gate, up, out: [T, ffn]; out = silu(gate) * up
+  virtual void silu_mul(const void* gate, const void* up, int64_t count, void* out) = 0;
+  // x: [T, dim] -> out: [R, dim] with the step's logit_rows
+  virtual void gather_logit_rows(const void* x, int dim, void* out) = 0;
+  // x: [rows, w.cols] -> logits: [rows, w.rows] in f32 (backend memory)
+  virtual void lm_head(const void* x, int rows, const Weight& w, float* logits) = 0;
+};
+
+// Backend factories. make_cuda_ops throws when CUDA was not compiled in or no GPU exists.
+std::unique_ptr<Ops> make_cpu_ops(int num_threads);  // 0 = all cores
+std::unique_ptr<Ops> make_cuda_ops(int device);
+bool cuda_available();
+
+}  // namespace tessera

@@ -1,0 +1,34 @@
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "kernels/ops.h"
+#include "model/model_config.h"
+#include "model/weights.h"
+
+namespace tessera {
+
+// Llama-family forward pass (RMSNorm, RoPE, GQA attention over the paged KV cache, SwiGLU,
+// tied or untied LM head) written against Ops. Not thread-safe: one engine thread calls it.
+class LlamaModel {
+ public:
+  LlamaModel(const ModelConfig& config, const WeightSet& weights, Ops& ops);
+  ~LlamaModel();
+
+  // Allocates the paged KV cache in the backend. Must be called before forward.
+  void init_kv_cache(int num_blocks, int block_size);
+  // Runs one step; logits: [layout.logit_rows.size(), vocab] on the host.
+  void forward(const StepLayout& layout, std::vector<float>& logits);
+
+  const ModelConfig& config() const { return config_; }
+  Ops& ops() { return ops_; }
+  size_t kv_bytes_per_token() const;
+
+ private:
+  struct Impl;
+  ModelConfig config_;
+  Ops& ops_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera
