@@ -1,0 +1,41 @@
+#pragma once
+// Everything needed to build an Engine. Filled by `tessera serve` from a JSON config
+// (configs/*.json) plus CLI overrides; validated in one place (validate()).
+#include <cstdint>
+#include <string>
+
+namespace tessera {
+
+enum class BatchingPolicy { kStatic, kDynamic, kContinuous };
+
+struct EngineConfig {
+  std::string model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  std::string served_model_name;  // empty: derived from the model file name
+  std::string device = "auto";    // auto | cpu | cuda
+  int num_threads = 0;            // CPU backend; 0 = all cores
+  int tensor_parallel = 1;
+
+  // KV cache: a byte budget on CPU, a fraction of free memory on GPU.
+  int64_t kv_cache_bytes = 256ll << 20;
+  float gpu_memory_fraction = 0.9f;
+  int block_size = 16;
+  bool enable_prefix_caching = true;
+  int max_model_len = 0;  // 0 = the model's context length
+
+  BatchingPolicy policy = BatchingPolicy::kContinuous;
+  int max_num_seqs = 64;
+  int max_num_batched_tokens = 512;
+  bool enable_chunked_prefill = true;
+  int static_batch_size = 8;            // static policy: N
+  int static_flush_timeout_ms = 50;     // static policy: launch a partial batch after this
+  int dynamic_max_queue_delay_ms = 10;  // dynamic policy
+  int max_waiting = 1024;               // bounded waiting queue (beyond: 429)
+
+  int health_stall_timeout_ms = 30000;  // /health is 503 when the loop stalls this long
+
+  void validate() const;  // throws Error(kInvalidArgument) naming the bad field
+};
+
+const char* batching_policy_name(BatchingPolicy p);
+
+}  // namespace tessera
