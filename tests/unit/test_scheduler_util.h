@@ -102,6 +102,14 @@ struct Sim {
       REQUIRE((!seen_prefill || s.is_prefill));  // decodes come first
       total += s.num_tokens();
     }
+    // Copies may run in parallel: destinations are distinct and never a source.
+    std::set<BlockId> srcs, dsts;
+    for (const BlockCopy& c : plan.copies) {
+      srcs.insert(c.src);
+      REQUIRE(dsts.insert(c.dst).second);
+      REQUIRE(c.src != kNullBlock);
+    }
+    for (BlockId d : dsts) REQUIRE(srcs.count(d) == 0);
     REQUIRE(plan.num_tokens == total);
     REQUIRE(plan.num_prefill_tokens + plan.num_decode_tokens == total);
     // Two sequences never write the same KV slot in one step.
