@@ -56,6 +56,20 @@ uint16_t float_to_half(float f) {
 
 namespace {
 
+// GGUF block sizes (dtype.h), kept local: this library sits below tessera_kernels at link time.
+int block_bytes(DType t) {
+  switch (t) {
+    case DType::kQ8_0:
+      return 34;
+    case DType::kQ4_0:
+      return 18;
+    case DType::kQ4_1:
+      return 20;
+    default:
+      throw Error(ErrorKind::kUnsupported, "upload: unsupported weight type");
+  }
+}
+
 uint16_t load_u16(const uint8_t* p) {
   uint16_t v;
   std::memcpy(&v, p, 2);
@@ -108,16 +122,16 @@ std::vector<float> to_f32(const HostTensor& t) {
       for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_float(load_u16(src + 2 * i));
       break;
     default: {
-      if (t.cols % dtype_block_elems(t.dtype) != 0) {
+      const int bb = block_bytes(t.dtype);
+      if (t.cols % 32 != 0) {
         throw Error(ErrorKind::kInvalidArgument,
-                    std::string("upload: ") + dtype_name(t.dtype) +
-                        " tensor whose row length is not a multiple of its block");
+                    "upload: quantized tensor whose row length is not a multiple of 32");
       }
-      const size_t row_bytes = dtype_row_bytes(t.dtype, t.cols);
       const int64_t blocks = t.cols / 32;
+      const size_t row_bytes = static_cast<size_t>(blocks) * bb;
       for (int64_t r = 0; r < t.rows; ++r) {
         for (int64_t b = 0; b < blocks; ++b) {
-          dequant_block(t.dtype, src + r * row_bytes + b * dtype_block_bytes(t.dtype),
+          dequant_block(t.dtype, src + r * row_bytes + b * bb,
                         out.data() + r * t.cols + b * 32);
         }
       }
