@@ -161,11 +161,11 @@ void check_graph_replay(Ops& ops, Rng& rng, Report& rep) {
   out.poison();
   const bool replayed = ops.graph_replay(42);
   std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(q2.bits.size()));
-  ErrorStats s = compare(got, reference(second, cache, q2.values, heads, kv_heads, head_dim, scale, 0),
-                         head_dim);
+  ErrorStats s = compare(
+      got, reference(second, cache, q2.values, heads, kv_heads, head_dim, scale, 0), head_dim);
   rep.check(began && replayed && bf16_ok(s), "attention/graph_replay_after_growth",
-            std::string(began ? "captured" : "not captured") + (replayed ? " replayed " : " no replay ") +
-                describe(s));
+            std::string(began ? "captured" : "not captured") +
+                (replayed ? " replayed " : " no replay ") + describe(s));
 }
 
 }  // namespace

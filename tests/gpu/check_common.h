@@ -2,10 +2,10 @@
 // Helpers for the GPU check programs (plain main(), no test framework: the GPU machine's
 // Catch2 may differ). Every check poisons its outputs (NaN bytes) before the run, draws
 // fresh random inputs, and compares with an fp64 reference by ||out - ref|| / ||ref||.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <algorithm>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -151,8 +151,7 @@ namespace tessera::gpu_check {
 // blocks from one shuffled permutation of [1, num_blocks) (block 0 is the padding block).
 // Logit rows: the last token of each sequence.
 inline StepLayout build_layout(Rng& rng, const std::vector<int>& qlens,
-                               const std::vector<int>& contexts, int block_size,
-                               int num_blocks) {
+                               const std::vector<int>& contexts, int block_size, int num_blocks) {
   std::vector<int32_t> ids(static_cast<size_t>(num_blocks - 1));
   for (int i = 0; i < num_blocks - 1; ++i) ids[i] = i + 1;
   std::shuffle(ids.begin(), ids.end(), rng.gen());

@@ -39,12 +39,13 @@ void check_embedding(Ops& ops, Rng& rng, Report& rep, int vocab, int dim, int to
   std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(size_t(tokens) * dim));
   std::vector<double> ref(got.size());
   for (int t = 0; t < tokens; ++t) {
-    for (int d = 0; d < dim; ++d) ref[size_t(t) * dim + d] = table.values[size_t(l.tokens[t]) * dim + d];
+    for (int d = 0; d < dim; ++d)
+      ref[size_t(t) * dim + d] = table.values[size_t(l.tokens[t]) * dim + d];
   }
   ErrorStats s = compare(got, ref, dim);
   rep.check(s.rel == 0 && s.non_finite == 0, "embedding",
-            "vocab=" + std::to_string(vocab) + " dim=" + std::to_string(dim) + " T=" +
-                std::to_string(tokens) + " " + describe(s));
+            "vocab=" + std::to_string(vocab) + " dim=" + std::to_string(dim) +
+                " T=" + std::to_string(tokens) + " " + describe(s));
   // A token outside the vocabulary must be rejected, not read out of bounds.
   l.tokens[0] = vocab;
   ops.begin_step(l);
@@ -88,8 +89,8 @@ void check_rms_norm(Ops& ops, Rng& rng, Report& rep, int rows, int dim, bool wit
   }
   ErrorStats s = compare(got, ref, dim), sr = compare(got_res, ref_res, dim);
   rep.check(bf16_ok(s) && bf16_ok(sr), std::string("add_rms_norm") + (with_x ? "+residual" : ""),
-            "rows=" + std::to_string(rows) + " dim=" + std::to_string(dim) + " out " +
-                describe(s) + " residual " + describe(sr));
+            "rows=" + std::to_string(rows) + " dim=" + std::to_string(dim) + " out " + describe(s) +
+                " residual " + describe(sr));
 }
 
 void check_matmul(Ops& ops, Rng& rng, Report& rep, int rows, int n, int k, bool f32_out,
@@ -153,7 +154,8 @@ void check_silu(Ops& ops, Rng& rng, Report& rep, int64_t count) {
   out.poison();
   ops.silu_mul(dg.get(), du.get(), count, out.get());
   std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(count)), ref(count);
-  for (int64_t i = 0; i < count; ++i) ref[i] = g.values[i] / (1 + std::exp(-g.values[i])) * u.values[i];
+  for (int64_t i = 0; i < count; ++i)
+    ref[i] = g.values[i] / (1 + std::exp(-g.values[i])) * u.values[i];
   ErrorStats s = compare(got, ref, 1);
   s.worst_row = 0;  // per-element relative error is meaningless near zero
   rep.check(bf16_ok(s), "silu_mul", "count=" + std::to_string(count) + " " + describe(s));
@@ -171,7 +173,8 @@ void check_gather(Ops& ops, Rng& rng, Report& rep) {
   ops.gather_logit_rows(dx.get(), dim, out.get());
   std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(l.logit_rows.size() * dim));
   std::vector<double> ref;
-  for (int r : l.logit_rows) ref.insert(ref.end(), &x.values[size_t(r) * dim], &x.values[size_t(r + 1) * dim]);
+  for (int r : l.logit_rows)
+    ref.insert(ref.end(), &x.values[size_t(r) * dim], &x.values[size_t(r + 1) * dim]);
   ErrorStats s = compare(got, ref, dim);
   rep.check(s.rel == 0 && s.non_finite == 0, "gather_logit_rows", describe(s));
 }
@@ -211,8 +214,8 @@ void ref_rotate(double* x, int head_dim, int rotary, bool neox, double pos,
   (void)head_dim;
 }
 
-void check_rope(Ops& ops, Rng& rng, Report& rep, int heads, int kv_heads, int head_dim,
-                int rotary, bool neox, bool llama3, DType kv_dtype, int tokens) {
+void check_rope(Ops& ops, Rng& rng, Report& rep, int heads, int kv_heads, int head_dim, int rotary,
+                bool neox, bool llama3, DType kv_dtype, int tokens) {
   const int blocks = 4096;
   init_cache(ops, 2, blocks, kv_heads, head_dim, kv_dtype);
   auto& cops = dynamic_cast<cuda::CudaOps&>(ops);
@@ -239,8 +242,11 @@ void check_rope(Ops& ops, Rng& rng, Report& rep, int heads, int kv_heads, int he
   const int rd = rotary > 0 ? rotary : head_dim;
   std::vector<double> rq = q.values, rk = k.values;
   for (int t = 0; t < tokens; ++t) {
-    for (int h = 0; h < heads; ++h) ref_rotate(&rq[(size_t(t) * heads + h) * head_dim], head_dim, rd, neox, l.positions[t], inv);
-    for (int h = 0; h < kv_heads; ++h) ref_rotate(&rk[(size_t(t) * kv_heads + h) * head_dim], head_dim, rd, neox, l.positions[t], inv);
+    for (int h = 0; h < heads; ++h)
+      ref_rotate(&rq[(size_t(t) * heads + h) * head_dim], head_dim, rd, neox, l.positions[t], inv);
+    for (int h = 0; h < kv_heads; ++h)
+      ref_rotate(&rk[(size_t(t) * kv_heads + h) * head_dim], head_dim, rd, neox, l.positions[t],
+                 inv);
   }
   std::vector<double> gq = bf16_to_doubles(dq.download<uint16_t>(q.bits.size()));
   std::vector<double> gk = bf16_to_doubles(dk.download<uint16_t>(k.bits.size()));
@@ -266,8 +272,9 @@ void check_rope(Ops& ops, Rng& rng, Report& rep, int heads, int kv_heads, int he
                 neox ? "neox" : "pairs", llama3 ? "+llama3" : "", dtype_name(kv_dtype), heads,
                 kv_heads, head_dim, rd, tokens);
   rep.check(bf16_ok(sq) && bf16_ok(sk) && bf16_ok(skc) && svc.rel < 1e-6 && svc.non_finite == 0,
-            name, "q " + describe(sq) + " | k " + describe(sk) + " | cache k " + describe(skc) +
-                      " | cache v " + describe(svc));
+            name,
+            "q " + describe(sq) + " | k " + describe(sk) + " | cache k " + describe(skc) +
+                " | cache v " + describe(svc));
 }
 
 void check_copy_blocks(Ops& ops, Rng& rng, Report& rep) {

@@ -44,8 +44,8 @@ void check_greedy(Ops& ops, Rng& rng, Report& rep, int rows, int vocab) {
 }
 
 // Empirical distribution over `draws` rows holding the same logits.
-void check_distribution(Ops& ops, Rng& rng, Report& rep, int vocab, float temperature,
-                        int top_k, float top_p) {
+void check_distribution(Ops& ops, Rng& rng, Report& rep, int vocab, float temperature, int top_k,
+                        float top_p) {
   std::vector<float> base(vocab);
   for (auto& x : base) x = rng.normal(1.5f);
   // Host fp64 target distribution: softmax(x / T) restricted to top-k, then nucleus top-p.
@@ -55,7 +55,8 @@ void check_distribution(Ops& ops, Rng& rng, Report& rep, int vocab, float temper
   const int k = top_k > 0 ? std::min(top_k, vocab) : vocab;
   std::vector<double> w(vocab, 0.0);
   double z = 0;
-  for (int i = 0; i < k; ++i) z += (w[order[i]] = std::exp((base[order[i]] - base[order[0]]) / temperature));
+  for (int i = 0; i < k; ++i)
+    z += (w[order[i]] = std::exp((base[order[i]] - base[order[0]]) / temperature));
   double cum = 0;
   int keep = 0;
   while (keep < k) {
@@ -91,8 +92,9 @@ void check_distribution(Ops& ops, Rng& rng, Report& rep, int vocab, float temper
   // Replay: the same seeds and offsets give the same tokens.
   std::vector<int32_t> again = sample(ops, d, draws, vocab, specs);
   char detail[200];
-  std::snprintf(detail, sizeof detail, "vocab=%d T=%.2f top_k=%d top_p=%.2f kept=%d outside=%d TV=%.4f replay=%s",
-                vocab, temperature, top_k, top_p, keep, outside, tv, again == got ? "same" : "DIFFERENT");
+  std::snprintf(detail, sizeof detail,
+                "vocab=%d T=%.2f top_k=%d top_p=%.2f kept=%d outside=%d TV=%.4f replay=%s", vocab,
+                temperature, top_k, top_p, keep, outside, tv, again == got ? "same" : "DIFFERENT");
   // 20000 draws over <= 64 outcomes: sampling noise in TV stays well under 0.03.
   rep.check(outside == 0 && tv < 0.03 && again == got, "sample/distribution", detail);
 }
@@ -118,8 +120,8 @@ void check_large_vocab_topk(Ops& ops, Rng& rng, Report& rep, int vocab, int top_
     bad += larger >= top_k;  // the token must be among the top_k largest
   }
   rep.check(bad == 0, "sample/top_k_large_vocab",
-            "vocab=" + std::to_string(vocab) + " top_k=" + std::to_string(top_k) + " rows=" +
-                std::to_string(rows) + " outside=" + std::to_string(bad));
+            "vocab=" + std::to_string(vocab) + " top_k=" + std::to_string(top_k) +
+                " rows=" + std::to_string(rows) + " outside=" + std::to_string(bad));
 }
 
 }  // namespace
