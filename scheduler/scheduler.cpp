@@ -259,6 +259,7 @@ class Scheduler::Pass {
   std::vector<FailedSeq> failed_;
   std::vector<SeqId> preempted_;
   bool launched_ = false;
+  bool prefill_scheduled_ = false;  // any prefill chunk in this step (even if rolled back)
 };
 
 bool Scheduler::Pass::ranks_before(const Sequence& a, const Sequence& b) const {
@@ -302,7 +303,8 @@ void Scheduler::Pass::fail(Sequence& seq, FailReason reason, std::string message
   auto it = entry_of_.find(id);
   if (it != entry_of_.end() && entries_[it->second].alive) {
     entries_[it->second].alive = false;
-    budget_ += entries_[it->second].seq.num_tokens();
+    budget_ = std::min(s_.config_.max_num_batched_tokens,
+                       budget_ + entries_[it->second].seq.num_tokens());
   }
   erase_id(seq.state == SeqState::kRunning ? s_.running_ : s_.waiting_, id);
   s_.sequences_.erase(id);  // frees its blocks
@@ -346,11 +348,10 @@ int Scheduler::Pass::chunk_for(int remaining) const {
   if (budget_ <= 0) return 0;
   if (remaining <= budget_) return remaining;
   if (s_.config_.enable_chunked_prefill) return budget_;
-  // Without chunking a prefill runs whole; one that exceeds the budget may still run alone
-  // (otherwise it could never run).
-  const bool step_empty =
-      std::none_of(entries_.begin(), entries_.end(), [](const Entry& e) { return e.alive; });
-  return step_empty ? remaining : 0;
+  // Without chunking a prefill runs whole. One longer than the whole budget could never run,
+  // so it may overshoot the budget as the step's only prefill (next to the decodes).
+  if (remaining > s_.config_.max_num_batched_tokens && !prefill_scheduled_) return remaining;
+  return 0;
 }
 
 void Scheduler::Pass::add_entry(Sequence& seq, int start, int end, bool is_prefill,
@@ -364,7 +365,8 @@ void Scheduler::Pass::add_entry(Sequence& seq, int start, int end, bool is_prefi
   e.seq.tokens.assign(seq.tokens.begin() + start, seq.tokens.begin() + end);
   e.seq.block_table = seq.kv.blocks();
   e.copies = std::move(copies);
-  budget_ -= end - start;
+  budget_ = std::max(0, budget_ - (end - start));
+  prefill_scheduled_ = prefill_scheduled_ || is_prefill;
   entry_of_[seq.id] = entries_.size();
   entries_.push_back(std::move(e));
 }
@@ -415,7 +417,8 @@ void Scheduler::Pass::preempt(Sequence& victim) {
   auto it = entry_of_.find(victim.id);
   if (it != entry_of_.end() && entries_[it->second].alive) {
     entries_[it->second].alive = false;  // its copies die with it
-    budget_ += entries_[it->second].seq.num_tokens();
+    budget_ = std::min(s_.config_.max_num_batched_tokens,
+                       budget_ + entries_[it->second].seq.num_tokens());
   }
   const bool held_kv = victim.started();
   victim.kv = SequenceKv();  // frees the blocks; full computed ones stay in the prefix cache
