@@ -224,7 +224,7 @@ class Scheduler::Pass {
  public:
   Pass(Scheduler& s, TimePoint now) : s_(s), now_(now), budget_(s.config_.max_num_batched_tokens) {}
 
-  void expire_deadlines(StepPlan& plan);
+  void expire_deadlines();
   void sort_waiting();
   void launch_batch();  // run-to-completion policies: waiting -> running as one batch
   void schedule_running();
@@ -258,7 +258,6 @@ class Scheduler::Pass {
   std::vector<SeqId> ranked_;  // running sequences, best first, fixed for the pass
   std::vector<FailedSeq> failed_;
   std::vector<SeqId> preempted_;
-  bool launched_ = false;
   bool prefill_scheduled_ = false;  // any prefill chunk in this step (even if rolled back)
 };
 
@@ -310,7 +309,7 @@ void Scheduler::Pass::fail(Sequence& seq, FailReason reason, std::string message
   s_.sequences_.erase(id);  // frees its blocks
 }
 
-void Scheduler::Pass::expire_deadlines(StepPlan&) {
+void Scheduler::Pass::expire_deadlines() {
   std::vector<SeqId> expired;
   for (const auto& [id, seq] : s_.sequences_) {
     if (seq->deadline && *seq->deadline <= now_) expired.push_back(id);
@@ -341,7 +340,6 @@ void Scheduler::Pass::launch_batch() {
   }
   s_.waiting_.erase(s_.waiting_.begin(), s_.waiting_.begin() + n);
   s_.flush_requested_ = false;
-  launched_ = true;
 }
 
 int Scheduler::Pass::chunk_for(int remaining) const {
@@ -514,7 +512,7 @@ StepPlan Scheduler::schedule(TimePoint now) {
   plan.released = std::move(released_);
   released_.clear();
   Pass pass(*this, now);
-  pass.expire_deadlines(plan);
+  pass.expire_deadlines();
   pass.sort_waiting();
   pass.launch_batch();
   pass.schedule_running();
