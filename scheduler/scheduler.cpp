@@ -243,7 +243,7 @@ class Scheduler::Pass {
   bool ranks_before(const Sequence& a, const Sequence& b) const;
   bool waits_before(const Sequence& a, const Sequence& b) const;
   int chunk_for(int remaining) const;
-  Outcome try_schedule(Sequence& seq);
+  Outcome try_schedule(Sequence& seq, bool joining);
   void add_entry(Sequence& seq, int start, int end, bool is_prefill, std::vector<BlockCopy> copies);
   SeqId pick_victim(const Sequence& self) const;
   void preempt(Sequence& victim);
@@ -369,8 +369,9 @@ void Scheduler::Pass::add_entry(Sequence& seq, int start, int end, bool is_prefi
   entries_.push_back(std::move(e));
 }
 
-// Plans `seq` (running or about to be admitted) for this step, allocating its blocks.
-Scheduler::Pass::Outcome Scheduler::Pass::try_schedule(Sequence& seq) {
+// Plans `seq` for this step, allocating its blocks. `joining`: it is being admitted from
+// the waiting queue (continuous batching) and must leave the admission watermark free.
+Scheduler::Pass::Outcome Scheduler::Pass::try_schedule(Sequence& seq, bool joining) {
   KvCacheManager& kv = s_.kv_;
   if (!seq.started()) {
     // First start or resume after preemption: reuse the longest cached prefix, always
@@ -380,7 +381,13 @@ Scheduler::Pass::Outcome Scheduler::Pass::try_schedule(Sequence& seq) {
     const int chunk = chunk_for(seq.num_tokens() - start);
     if (chunk == 0) return Outcome::kSkipped;
     SequenceKv table = kv.create();
-    if (!kv.allocate_with_prefix(table, match, start + chunk)) return Outcome::kNoBlocks;
+    const int keep_free =
+        joining && !s_.running_.empty()
+            ? static_cast<int>(kv.num_total_blocks() * s_.config_.kv_admission_watermark)
+            : 0;
+    if (!kv.allocate_with_prefix(table, match, start + chunk, keep_free)) {
+      return Outcome::kNoBlocks;
+    }
     seq.kv = std::move(table);
     seq.num_computed = start;
     kv.record_prefix_query(seq.num_tokens(), start);
@@ -445,7 +452,7 @@ void Scheduler::Pass::schedule_running() {
       if (seq.state != SeqState::kRunning || entry_of_.count(id)) continue;
       if (seq.is_decode() != (pass == 0)) continue;
       for (;;) {
-        const Outcome outcome = try_schedule(seq);
+        const Outcome outcome = try_schedule(seq, false);
         if (outcome != Outcome::kNoBlocks) break;
         const SeqId victim = pick_victim(seq);
         if (victim >= 0) {
@@ -472,7 +479,7 @@ void Scheduler::Pass::admit_waiting() {
   size_t i = 0;
   while (limit > 0 && budget_ > 0 && i < s_.waiting_.size()) {
     Sequence& seq = get(s_.waiting_[i]);
-    const Outcome outcome = try_schedule(seq);
+    const Outcome outcome = try_schedule(seq, true);
     if (outcome == Outcome::kSkipped) break;  // budget: keep the queue order
     if (outcome == Outcome::kNoBlocks) {
       const int64_t need = s_.kv_.blocks_for_tokens(seq.num_tokens());
