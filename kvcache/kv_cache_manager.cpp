@@ -152,7 +152,7 @@ int KvCacheManager::blocks_needed(const SequenceKv& seq, int start, int end) con
   // The block holding position `start` is written this step; if it already holds earlier
   // tokens and another table shares it, it must be copied first.
   if (start % bs != 0 && start / bs < seq.num_blocks() && start < end &&
-      pool_.ref_count(seq.blocks_[start / bs]) > 1) {
+      num_owners(seq.blocks_[start / bs]) > 1) {
     ++needed;
   }
   return needed;
@@ -170,10 +170,12 @@ bool KvCacheManager::allocate_slots(SequenceKv& seq, int start, int end,
   const int bs = config_.block_size;
   if (start % bs != 0 && start < end && start / bs < seq.num_blocks()) {
     BlockId& shared = seq.blocks_[start / bs];
-    if (pool_.ref_count(shared) > 1) {
+    if (num_owners(shared) > 1) {
       BlockId copy = *pool_.allocate();
       copies.push_back({shared, copy});
-      pool_.release(shared);
+      // The table's reference becomes a pin: the source cannot be reallocated (and
+      // overwritten) before the copy has run, even if every owner lets go meanwhile.
+      ++pins_[shared];
       shared = copy;
     }
   }
@@ -196,6 +198,18 @@ bool KvCacheManager::allocate_with_prefix(SequenceKv& seq, const PrefixMatch& ma
   seq.keys_ = match.keys;
   while (seq.num_blocks() < blocks_for_tokens(end)) seq.blocks_.push_back(*pool_.allocate());
   return true;
+}
+
+int KvCacheManager::num_owners(BlockId id) const {
+  auto it = pins_.find(id);
+  return pool_.ref_count(id) - (it == pins_.end() ? 0 : it->second);
+}
+
+void KvCacheManager::release_copy_sources() {
+  for (const auto& [id, n] : pins_) {
+    for (int i = 0; i < n; ++i) pool_.release(id);
+  }
+  pins_.clear();
 }
 
 void KvCacheManager::cache_computed_blocks(SequenceKv& seq, std::span<const int32_t> tokens,
@@ -234,7 +248,7 @@ SequenceKv KvCacheManager::fork(const SequenceKv& parent, int num_tokens) {
 
 void KvCacheManager::check_invariants() const {
   pool_.check_invariants();
-  std::unordered_map<BlockId, int> owners;
+  std::unordered_map<BlockId, int> owners = pins_;
   for (const SequenceKv* seq : live_) {
     if (seq->owner_ != this) throw Error(ErrorKind::kInternal, "KV invariant: stray handle");
     if (seq->num_cached_blocks() > seq->num_blocks()) {

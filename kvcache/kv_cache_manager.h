@@ -24,6 +24,7 @@
 // Not thread-safe. The manager must outlive every SequenceKv it created.
 #include <cstdint>
 #include <span>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -129,7 +130,13 @@ class KvCacheManager {
   // Makes seq's table cover [0, end) ready for writes at [start, end): copies a shared
   // partial block at `start` (appending to `copies`), then appends new blocks. All or
   // nothing: false and no change when too few free blocks. start = tokens already computed.
+  // A copy's source stays pinned (not reallocatable) until release_copy_sources(), so all of
+  // a step's copies may run in parallel: no destination is another copy's source.
   bool allocate_slots(SequenceKv& seq, int start, int end, std::vector<BlockCopy>& copies);
+  // Ends a planning round: drops the pins of this round's copy sources.
+  void release_copy_sources();
+  // Tables sharing a block (its ref count less copy pins).
+  int num_owners(BlockId id) const;
   // For an empty seq: adopts the match's blocks, then allocates up to `end`. All or nothing.
   bool allocate_with_prefix(SequenceKv& seq, const PrefixMatch& match, int end);
 
@@ -142,7 +149,8 @@ class KvCacheManager {
   SequenceKv fork(const SequenceKv& parent, int num_tokens);
 
   // Pool invariants plus: every ref count equals the number of live tables holding the
-  // block; no table holds block 0. Throws Error(kInternal) on the first violation.
+  // block plus its copy pins; no table holds block 0. Throws Error(kInternal) on the first
+  // violation.
   void check_invariants() const;
 
  private:
@@ -155,7 +163,9 @@ class KvCacheManager {
   BlockPool pool_;
   int64_t prefix_query_tokens_ = 0;
   int64_t prefix_hit_tokens_ = 0;
-  std::unordered_set<SequenceKv*> live_;  // every attached handle, for check_invariants()
+  std::unordered_set<SequenceKv*> live_;
+  std::unordered_map<BlockId, int> pins_;  // copy sources held until release_copy_sources()  //
+                                           // every attached handle, for check_invariants()
 };
 
 }  // namespace tessera

@@ -518,6 +518,7 @@ StepPlan Scheduler::schedule(TimePoint now) {
   pass.admit_waiting();
   pass.sort_waiting();  // preempted sequences rejoin in service order
   pass.finalize(plan);
+  kv_.release_copy_sources();
   return plan;
 }
 
