@@ -46,6 +46,16 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
   const int table_len = a.block_table_start[item.seq + 1] - a.block_table_start[item.seq];
   const int num_rows = qlen * group;
   const float scale_log2 = a.scale * kLog2e;
+  const int num_tiles =
+      item.kv_end > item.kv_start ? (item.kv_end - item.kv_start + C::kTile - 1) / C::kTile : 0;
+  if (num_tiles == 0 && item.partial >= 0) {
+    // An empty split (graph-stable plans pad short contexts with them): the merge gives it
+    // weight 0 from its log-sum-exp and never reads its output.
+    for (int r = tid; r < C::kRows; r += C::kThreads) {
+      a.partial_lse[(size_t(item.partial) * a.num_kv_heads + kvh) * C::kRows + r] = -INFINITY;
+    }
+    return;
+  }
 
   extern __shared__ __align__(16) uint8_t smem_raw[];
   int* s_table = reinterpret_cast<int*>(smem_raw);
@@ -102,8 +112,6 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
     }
   };
 
-  const int num_tiles =
-      item.kv_end > item.kv_start ? (item.kv_end - item.kv_start + C::kTile - 1) / C::kTile : 0;
 #pragma unroll
   for (int st = 0; st < C::kStages - 1; ++st) {
     if (st < num_tiles) load_tile(st, item.kv_start + st * C::kTile);
@@ -151,15 +159,25 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
     float s[kNT][4];
 #pragma unroll
     for (int j = 0; j < kNT; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+    // Fragments for the next k-step are loaded before this step's MMAs (the asm is
+    // volatile, so the compiler would not hoist the shared-memory loads itself).
+    const TKV* k_lane =
+        sk + (tok_base + (lane & 7) + (lane >> 4) * 8) * C::kStride + ((lane >> 3) & 1) * 8;
+    uint32_t kb[2][kNT / 2][4];
+#pragma unroll
+    for (int jp = 0; jp < kNT / 2; ++jp) ldmatrix_x4(kb[0][jp], k_lane + jp * 16 * C::kStride);
 #pragma unroll
     for (int ks = 0; ks < D / 16; ++ks) {
+      if (ks + 1 < D / 16) {
+#pragma unroll
+        for (int jp = 0; jp < kNT / 2; ++jp) {
+          ldmatrix_x4(kb[(ks + 1) & 1][jp], k_lane + jp * 16 * C::kStride + (ks + 1) * 16);
+        }
+      }
 #pragma unroll
       for (int jp = 0; jp < kNT / 2; ++jp) {
-        uint32_t b[4];
-        const int r = tok_base + jp * 16 + (lane & 7) + (lane >> 4) * 8;
-        ldmatrix_x4(b, sk + r * C::kStride + ks * 16 + ((lane >> 3) & 1) * 8);
-        mma_16816<TKV>(s[2 * jp], qf[ks], b[0], b[1]);
-        mma_16816<TKV>(s[2 * jp + 1], qf[ks], b[2], b[3]);
+        mma_16816<TKV>(s[2 * jp], qf[ks], kb[ks & 1][jp][0], kb[ks & 1][jp][1]);
+        mma_16816<TKV>(s[2 * jp + 1], qf[ks], kb[ks & 1][jp][2], kb[ks & 1][jp][3]);
       }
     }
 
@@ -213,13 +231,16 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
       p[1] = pack2<TKV>(s[2 * kt][2], s[2 * kt][3]);
       p[2] = pack2<TKV>(s[2 * kt + 1][0], s[2 * kt + 1][1]);
       p[3] = pack2<TKV>(s[2 * kt + 1][2], s[2 * kt + 1][3]);
-      const int r = tok_base + kt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+      const TKV* v_lane = sv +
+                          (tok_base + kt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * C::kStride +
+                          (lane >> 4) * 8;
+      uint32_t vb[2][4];
+      ldmatrix_x4_trans(vb[0], v_lane);
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, sv + r * C::kStride + dp * 16 + (lane >> 4) * 8);
-        mma_16816<TKV>(o[2 * dp], p, b[0], b[1]);
-        mma_16816<TKV>(o[2 * dp + 1], p, b[2], b[3]);
+        if (dp + 1 < D / 16) ldmatrix_x4_trans(vb[(dp + 1) & 1], v_lane + (dp + 1) * 16);
+        mma_16816<TKV>(o[2 * dp], p, vb[dp & 1][0], vb[dp & 1][1]);
+        mma_16816<TKV>(o[2 * dp + 1], p, vb[dp & 1][2], vb[dp & 1][3]);
       }
     }
     __syncthreads();  // the next iteration's prefetch overwrites this stage

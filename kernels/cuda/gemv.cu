@@ -7,7 +7,7 @@ namespace tessera::cuda {
 namespace {
 
 constexpr int kWarps = 8;
-constexpr int kUnroll = 4;  // independent 16-byte weight loads in flight per lane
+constexpr int kUnroll = 8;  // independent 16-byte weight loads in flight per lane
 
 template <int M, typename TOut>
 __global__ void __launch_bounds__(kWarps * 32)
