@@ -112,6 +112,12 @@ class Ops {
   virtual void to_device(void* dst, const void* src, size_t bytes) = 0;
   virtual void to_host(void* dst, const void* src, size_t bytes) = 0;
   virtual void synchronize() {}
+  // Free and total bytes of backend memory, to size the KV cache from a fraction of it.
+  // false when the backend cannot tell (the CPU backend: its KV budget is given in bytes).
+  virtual bool memory_info(size_t& free_bytes, size_t& total_bytes) {
+    (void)free_bytes, (void)total_bytes;
+    return false;
+  }
 
   virtual Weight upload(const HostTensor& tensor) = 0;
 

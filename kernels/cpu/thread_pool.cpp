@@ -1,0 +1,105 @@
+#include "kernels/cpu/thread_pool.h"
+
+#include <algorithm>
+#include <chrono>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace tessera::cpu {
+namespace {
+
+// How long an idle worker spins before sleeping: long enough to bridge the gaps between
+// the ops of one step, short enough not to steal a shared core for long.
+constexpr auto kSpin = std::chrono::microseconds(300);
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  _mm_pause();
+#endif
+}
+
+}  // namespace
+
+ThreadPool::ThreadPool(int num_threads) {
+  int n = num_threads > 0 ? num_threads : static_cast<int>(std::thread::hardware_concurrency());
+  n = std::max(1, n);
+  workers_.reserve(n - 1);
+  for (int i = 1; i < n; ++i) workers_.emplace_back([this] { worker_loop(); });
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_.store(true);
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::drain() {
+  const auto& fn = *job_;
+  for (;;) {
+    const int task = next_task_.fetch_add(1, std::memory_order_relaxed);
+    if (task >= num_tasks_) break;
+    fn(task);
+  }
+}
+
+void ThreadPool::run(int num_tasks, const std::function<void(int)>& fn) {
+  if (num_tasks <= 0) return;
+  if (workers_.empty() || num_tasks == 1) {
+    for (int t = 0; t < num_tasks; ++t) fn(t);
+    return;
+  }
+  job_ = &fn;
+  num_tasks_ = num_tasks;
+  next_task_.store(0, std::memory_order_relaxed);
+  busy_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  {
+    // Taking the lock orders this wake-up after any worker's "about to sleep" check.
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (sleeping_ > 0) wake_.notify_all();
+  }
+  drain();
+  while (busy_workers_.load(std::memory_order_acquire) != 0) cpu_relax();
+  job_ = nullptr;
+}
+
+void ThreadPool::worker_loop() {
+  uint64_t seen = 0;
+  for (;;) {
+    const auto spin_until = std::chrono::steady_clock::now() + kSpin;
+    uint64_t gen = generation_.load(std::memory_order_acquire);
+    int polls = 0;
+    while (gen == seen && !stop_.load(std::memory_order_relaxed)) {
+      cpu_relax();
+      if (++polls % 256 == 0 && std::chrono::steady_clock::now() > spin_until) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        ++sleeping_;
+        wake_.wait(lock, [&] {
+          return generation_.load(std::memory_order_acquire) != seen || stop_.load();
+        });
+        --sleeping_;
+      }
+      gen = generation_.load(std::memory_order_acquire);
+    }
+    if (stop_.load()) return;
+    seen = gen;
+    drain();
+    busy_workers_.fetch_sub(1, std::memory_order_acq_rel);
+  }
+}
+
+Range split_range(int64_t n, int parts, int part, int64_t align) {
+  const int64_t units = (n + align - 1) / align;
+  const int64_t per = units / parts;
+  const int64_t extra = units % parts;
+  const int64_t begin_u = part * per + std::min<int64_t>(part, extra);
+  const int64_t end_u = begin_u + per + (part < extra ? 1 : 0);
+  return {std::min(n, begin_u * align), std::min(n, end_u * align)};
+}
+
+}  // namespace tessera::cpu
