@@ -5,6 +5,8 @@
 namespace tessera {
 
 // Placeholder until the subcommand lands.
-void register_tokenize_command(CLI::App& app) { app.add_subcommand("tokenize", "(not built yet)"); }
+void register_tokenize_command(CLI::App& app) {
+  app.add_subcommand("tokenize", "(not built yet)");
+}
 
 }  // namespace tessera

@@ -1,0 +1,52 @@
+#include "engine/engine_config.h"
+
+#include <string>
+
+#include "common/error.h"
+
+namespace tessera {
+namespace {
+
+void require(bool ok, const char* field, const std::string& why) {
+  if (!ok) throw Error(ErrorKind::kInvalidArgument, std::string("config: ") + field + " " + why);
+}
+
+}  // namespace
+
+void EngineConfig::validate() const {
+  require(!model.empty(), "model", "must name a .gguf file, a model folder or dummy:<config>");
+  require(device == "auto" || device == "cpu" || device == "cuda", "device",
+          "must be auto, cpu or cuda (got '" + device + "')");
+  require(num_threads >= 0, "num_threads", "must be >= 0 (0 = all cores)");
+  require(tensor_parallel >= 1, "tensor_parallel", "must be >= 1");
+  require(kv_cache_bytes > 0, "kv_cache_bytes", "must be > 0");
+  require(gpu_memory_fraction > 0.0f && gpu_memory_fraction <= 1.0f, "gpu_memory_fraction",
+          "must be in (0, 1]");
+  require(block_size > 0 && block_size <= 256 && (block_size & (block_size - 1)) == 0, "block_size",
+          "must be a power of two in [1, 256]");
+  require(max_model_len >= 0, "max_model_len", "must be >= 0 (0 = the model's context length)");
+  require(max_num_seqs >= 1, "max_num_seqs", "must be >= 1");
+  require(max_num_batched_tokens >= 1, "max_num_batched_tokens", "must be >= 1");
+  require(static_batch_size >= 1, "static_batch_size", "must be >= 1");
+  require(static_flush_timeout_ms >= 0, "static_flush_timeout_ms", "must be >= 0");
+  require(dynamic_max_queue_delay_ms >= 0, "dynamic_max_queue_delay_ms", "must be >= 0");
+  require(max_waiting >= 1, "max_waiting", "must be >= 1");
+  require(health_stall_timeout_ms >= 1, "health_stall_timeout_ms", "must be >= 1");
+  if (policy == BatchingPolicy::kStatic)
+    require(static_batch_size <= max_num_seqs, "static_batch_size",
+            "must be <= max_num_seqs (" + std::to_string(max_num_seqs) + ")");
+}
+
+const char* batching_policy_name(BatchingPolicy p) {
+  switch (p) {
+    case BatchingPolicy::kStatic:
+      return "static";
+    case BatchingPolicy::kDynamic:
+      return "dynamic";
+    case BatchingPolicy::kContinuous:
+      return "continuous";
+  }
+  return "unknown";
+}
+
+}  // namespace tessera

@@ -1,0 +1,156 @@
+#pragma once
+// Decoding of one 32-value group of a weight row into two 16-float vectors, per storage type.
+// Quantized layouts follow GGUF (see kernels/dtype.h); float types use groups of 32 values
+// so every type shares one matmul loop. Everything is inline: the matmul templates expand it.
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/half.h"
+#include "kernels/cpu/simd.h"
+#include "kernels/dtype.h"
+
+#if defined(__AVX512F__) || defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace tessera::cpu {
+
+constexpr int kGroup = 32;  // values decoded per step
+
+constexpr bool dtype_is_float(DType t) {
+  return t == DType::kF32 || t == DType::kF16 || t == DType::kBF16;
+}
+
+template <DType kT>
+struct Block;
+
+template <>
+struct Block<DType::kF32> {
+  static constexpr int64_t kBytes = 128;
+  static void load(const uint8_t* p, F32x16& lo, F32x16& hi) {
+    std::memcpy(&lo, p, 64);
+    std::memcpy(&hi, p + 64, 64);
+  }
+  static float scalar(const uint8_t* row, int64_t i) {
+    float v;
+    std::memcpy(&v, row + 4 * i, 4);
+    return v;
+  }
+};
+
+template <>
+struct Block<DType::kF16> {
+  static constexpr int64_t kBytes = 64;
+  static void load(const uint8_t* p, F32x16& lo, F32x16& hi) {
+#if defined(__AVX512F__)
+    // maskz: GCC 12 flags the unmasked form's internal undefined value as uninitialized.
+    __m512 a =
+        _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    __m512 b =
+        _mm512_maskz_cvtph_ps(0xFFFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)));
+    std::memcpy(&lo, &a, 64);
+    std::memcpy(&hi, &b, 64);
+#elif defined(__F16C__)
+    __m256 v[4];
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * k)));
+    }
+    std::memcpy(&lo, &v[0], 64);
+    std::memcpy(&hi, &v[2], 64);
+#else
+    float t[32];
+    for (int k = 0; k < 32; ++k) t[k] = f16_to_f32(load_u16(p + 2 * k));
+    std::memcpy(&lo, t, 64);
+    std::memcpy(&hi, t + 16, 64);
+#endif
+  }
+  static float scalar(const uint8_t* row, int64_t i) {
+    return f16_to_f32(load_u16(row + 2 * i));
+  }
+};
+
+template <>
+struct Block<DType::kBF16> {
+  static constexpr int64_t kBytes = 64;
+  static void load(const uint8_t* p, F32x16& lo, F32x16& hi) {
+    U16x16 a, b;
+    std::memcpy(&a, p, 32);
+    std::memcpy(&b, p + 32, 32);
+    U32x16 ua = __builtin_convertvector(a, U32x16) << 16;
+    U32x16 ub = __builtin_convertvector(b, U32x16) << 16;
+    std::memcpy(&lo, &ua, 64);
+    std::memcpy(&hi, &ub, 64);
+  }
+  static float scalar(const uint8_t* row, int64_t i) { return bf16_to_f32(load_u16(row + 2 * i)); }
+};
+
+template <>
+struct Block<DType::kQ8_0> {
+  static constexpr int64_t kBytes = 34;
+  static void load(const uint8_t* p, F32x16& lo, F32x16& hi) {
+    const float d = f16_to_f32(load_u16(p));
+    I8x16 a, b;
+    std::memcpy(&a, p + 2, 16);
+    std::memcpy(&b, p + 18, 16);
+    lo = __builtin_convertvector(__builtin_convertvector(a, I32x16), F32x16) * d;
+    hi = __builtin_convertvector(__builtin_convertvector(b, I32x16), F32x16) * d;
+  }
+};
+
+template <>
+struct Block<DType::kQ4_0> {
+  static constexpr int64_t kBytes = 18;
+  static void load(const uint8_t* p, F32x16& lo, F32x16& hi) {
+    const float d = f16_to_f32(load_u16(p));
+    U8x16 q;
+    std::memcpy(&q, p + 2, 16);
+    const I32x16 ql = __builtin_convertvector(q & 0xF, I32x16) - 8;
+    const I32x16 qh = __builtin_convertvector(q >> 4, I32x16) - 8;
+    lo = __builtin_convertvector(ql, F32x16) * d;
+    hi = __builtin_convertvector(qh, F32x16) * d;
+  }
+};
+
+template <>
+struct Block<DType::kQ4_1> {
+  static constexpr int64_t kBytes = 20;
+  static void load(const uint8_t* p, F32x16& lo, F32x16& hi) {
+    const float d = f16_to_f32(load_u16(p));
+    const float m = f16_to_f32(load_u16(p + 2));
+    U8x16 q;
+    std::memcpy(&q, p + 4, 16);
+    lo = __builtin_convertvector(__builtin_convertvector(q & 0xF, I32x16), F32x16) * d + m;
+    hi = __builtin_convertvector(__builtin_convertvector(q >> 4, I32x16), F32x16) * d + m;
+  }
+};
+
+// Calls fn.template operator()<kT>() with the compile-time type for a runtime DType.
+template <typename Fn>
+decltype(auto) dispatch_dtype(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::kF32:
+      return fn.template operator()<DType::kF32>();
+    case DType::kF16:
+      return fn.template operator()<DType::kF16>();
+    case DType::kBF16:
+      return fn.template operator()<DType::kBF16>();
+    case DType::kQ8_0:
+      return fn.template operator()<DType::kQ8_0>();
+    case DType::kQ4_0:
+      return fn.template operator()<DType::kQ4_0>();
+    case DType::kQ4_1:
+      return fn.template operator()<DType::kQ4_1>();
+  }
+  return fn.template operator()<DType::kF32>();
+}
+
+// Decodes values [0, cols) of one row of type t into out (cols: whole groups for quantized
+// types; any count for float types).
+void dequantize_row(DType t, const void* row, int64_t cols, float* out);
+
+}  // namespace tessera::cpu
+
+#pragma GCC diagnostic pop
