@@ -122,7 +122,7 @@ TEST_CASE("encoding 100 KB inputs is fast", "[tokenizer][perf]") {
     const auto ids = tok->encode(*text, false, true);
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    INFO(text->size() << " bytes -> " << ids.size() << " ids in " << ms << " ms");
+    WARN("encode " << text->size() << " bytes -> " << ids.size() << " ids in " << ms << " ms");
     CHECK(!ids.empty());
     CHECK(tok->decode(ids, false) == *text);
     // Generous bound for a loaded 2-core CI machine; typical is a few ms.
