@@ -79,6 +79,10 @@ AttentionPlan plan_attention(const StepLayout& layout, const AttentionPlanOption
       prefill_tiles.push_back({s, r, start, end});
     }
   }
+  // Longest first: the causal triangle makes late row tiles the heaviest; starting them first
+  // keeps the last wave short.
+  std::stable_sort(prefill_tiles.begin(), prefill_tiles.end(),
+                   [](const Tile& x, const Tile& y) { return x.end - x.start > y.end - y.start; });
   // Chunked prefill of a few tokens over a long cached context leaves the GPU idle unless
   // the cached range is split too.
   const int target = o.num_sms * o.ctas_per_sm;
