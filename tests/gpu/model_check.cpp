@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "model/gguf_file.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"
@@ -64,9 +65,11 @@ std::vector<int32_t> run(LlamaModel& m, std::vector<int32_t> tokens, int new_tok
 
 int main(int argc, char** argv) {
   const std::string path = argc > 1 ? argv[1] : "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // line-buffered: a crash keeps what was printed
   int failed = 0;
   try {
     LoadedModel lm = load_model(path);
+    if (!lm.tokenizer) lm.tokenizer = Tokenizer::from_gguf(*GgufFile::open(path));
     auto cpu = make_cpu_ops(0);
     auto gpu = make_cuda_ops(0);
     LlamaModel cpu_model(lm.config, lm.weights, *cpu), gpu_model(lm.config, lm.weights, *gpu);
