@@ -71,7 +71,9 @@ int main(int argc, char** argv) {
     LoadedModel lm = load_model(path);
     if (!lm.tokenizer) lm.tokenizer = Tokenizer::from_gguf(*GgufFile::open(path));
     auto cpu = make_cpu_ops(0);
-    auto gpu = make_cuda_ops(0);
+    // --cpu-reference-only: both sides on the CPU backend (checks this harness without a GPU).
+    const bool cpu_only = argc > 2 && std::string(argv[2]) == "--cpu-reference-only";
+    auto gpu = cpu_only ? make_cpu_ops(0) : make_cuda_ops(0);
     LlamaModel cpu_model(lm.config, lm.weights, *cpu), gpu_model(lm.config, lm.weights, *gpu);
     cpu_model.init_kv_cache(64, kBlock);
     gpu_model.init_kv_cache(64, kBlock);
