@@ -9,6 +9,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/gemv.h"
 #include "kernels/cuda/host_convert.h"
 
 namespace tessera::cuda {
@@ -376,12 +377,24 @@ void CudaOps::add_rms_norm(void* residual, const void* x, const Weight& gamma, f
 
 void CudaOps::matmul(const void* x, int rows, const Weight& w, void* out) {
   if (w.dtype != DType::kBF16) invalid("matmul: weight must be an uploaded bf16 matrix");
+  if (rows <= kMaxGemvRows && w.cols % 8 == 0) {  // decode: bandwidth-bound weight stream
+    check_launch(launch_gemv(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols),
+                             out, false, stream_),
+                 "gemv");
+    return;
+  }
   gemm_->run(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols), out, false,
              stream_);
 }
 
 void CudaOps::lm_head(const void* x, int rows, const Weight& w, float* logits) {
   if (w.dtype != DType::kBF16) invalid("lm_head: weight must be an uploaded bf16 matrix");
+  if (rows <= kMaxGemvRows && w.cols % 8 == 0) {
+    check_launch(launch_gemv(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols),
+                             logits, true, stream_),
+                 "gemv");
+    return;
+  }
   gemm_->run(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols), logits, true,
              stream_);
 }
