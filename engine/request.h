@@ -21,8 +21,8 @@ struct SamplingParams {
   float frequency_penalty = 0.0f;
   std::optional<uint64_t> seed;
   int max_tokens = 16;
-  std::vector<std::string> stop;         // stop strings; never emitted
-  std::vector<int32_t> stop_token_ids;   // extra stop ids
+  std::vector<std::string> stop;        // stop strings; never emitted
+  std::vector<int32_t> stop_token_ids;  // extra stop ids
   bool ignore_eos = false;
   int logprobs = -1;  // -1: none; k >= 0: chosen token's logprob plus k alternatives
   int n = 1;          // independent samples sharing the prompt's KV blocks

@@ -186,12 +186,12 @@ double sample_uniform(uint64_t seed, int64_t output_index) {
   return static_cast<double>(x >> 11) * 0x1.0p-53;  // 53 random bits -> [0, 1)
 }
 
-SampledToken sample_token(std::span<const float> logits, const SamplingParams& params,
+SampleResult sample_token(std::span<const float> logits, const SamplingParams& params,
                           const TokenHistory& history, uint64_t seed) {
   std::vector<float> processed(logits.begin(), logits.end());
   apply_penalties(processed, params, history);
 
-  SampledToken result;
+  SampleResult result;
   if (params.temperature < kGreedyEpsilon) {
     result.token = argmax_token(processed);
   } else {

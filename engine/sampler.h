@@ -33,7 +33,7 @@ struct TokenHistory {
   std::span<const int32_t> output;
 };
 
-struct SampledToken {
+struct SampleResult {
   int32_t token = 0;
   std::optional<TokenLogprob> logprob;  // set when params.logprobs >= 0
 };
@@ -61,7 +61,7 @@ TokenLogprob raw_logprobs(std::span<const float> logits, int32_t chosen, int num
 double sample_uniform(uint64_t seed, int64_t output_index);
 
 // Full pipeline for one row. `seed` is the choice's seed (request seed + choice index).
-SampledToken sample_token(std::span<const float> logits, const SamplingParams& params,
+SampleResult sample_token(std::span<const float> logits, const SamplingParams& params,
                           const TokenHistory& history, uint64_t seed);
 
 }  // namespace tessera

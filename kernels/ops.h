@@ -42,6 +42,9 @@ struct KvCacheShape {
   int num_kv_heads = 0;
   int head_dim = 0;
   DType dtype = DType::kF32;  // backend may choose bf16/f16; see Ops::kv_dtype
+  // Query heads per layer. Lets a backend plan attention already in begin_step (needed for
+  // graph capture); 0 = unknown, learned at the first paged_attention call.
+  int num_heads = 0;
 };
 
 // One forward step: several sequences, each contributing a run of consecutive tokens
@@ -68,13 +71,23 @@ struct StepLayout {
 
 struct RopeConfig {
   float theta = 10000.0f;
-  bool neox = false;  // true: rotate halves (HF layout); false: adjacent pairs (GGUF llama)
+  bool neox = false;   // true: rotate halves (HF layout); false: adjacent pairs (GGUF llama)
   int rotary_dim = 0;  // 0 = head_dim
   // Llama-3 frequency scaling; factor == 0 disables it.
   float scaling_factor = 0.0f;
   float low_freq_factor = 1.0f;
   float high_freq_factor = 4.0f;
   int original_max_position = 8192;
+};
+
+// Per-row sampling request for Ops::sample_on_device. temperature <= 0 (or top_k == 1) means
+// greedy. The uniform draw is derived from (seed, offset), so a fixed seed replays exactly.
+struct SampleSpec {
+  float temperature = 1.0f;
+  int top_k = 0;       // 0 = whole vocabulary
+  float top_p = 1.0f;  // 1 = no nucleus cut
+  uint64_t seed = 0;
+  uint64_t offset = 0;  // e.g. the number of tokens generated so far
 };
 
 struct AttentionParams {
@@ -99,6 +112,12 @@ class Ops {
   virtual void to_device(void* dst, const void* src, size_t bytes) = 0;
   virtual void to_host(void* dst, const void* src, size_t bytes) = 0;
   virtual void synchronize() {}
+  // Free and total bytes of backend memory, to size the KV cache from a fraction of it.
+  // false when the backend cannot tell (the CPU backend: its KV budget is given in bytes).
+  virtual bool memory_info(size_t& free_bytes, size_t& total_bytes) {
+    (void)free_bytes, (void)total_bytes;
+    return false;
+  }
 
   virtual Weight upload(const HostTensor& tensor) = 0;
 
@@ -131,6 +150,29 @@ class Ops {
   virtual void gather_logit_rows(const void* x, int dim, void* out) = 0;
   // x: [rows, w.cols] -> logits: [rows, w.rows] in f32 (backend memory)
   virtual void lm_head(const void* x, int rows, const Weight& w, float* logits) = 0;
+
+  // Optional: samples one token per logits row without copying the rows to the host.
+  // logits: [rows, vocab] f32 in backend memory; specs and out_tokens have `rows` entries.
+  // Returns false when the backend has no device sampler (the caller samples on the host).
+  virtual bool sample_on_device(const float* logits, int rows, int vocab,
+                                std::span<const SampleSpec> specs, std::span<int32_t> out_tokens) {
+    (void)logits, (void)rows, (void)vocab, (void)specs, (void)out_tokens;
+    return false;
+  }
+
+  // Optional graph hooks (CUDA graphs for decode steps). The ops issued after begin_step
+  // between graph_capture_begin(key) and graph_capture_end() are recorded; graph_replay(key)
+  // re-issues them and returns false when no graph for `key` matches the current step's
+  // geometry (then the caller runs the ops normally, or captures). Defaults: no graphs.
+  virtual bool graph_replay(uint64_t key) {
+    (void)key;
+    return false;
+  }
+  virtual bool graph_capture_begin(uint64_t key) {
+    (void)key;
+    return false;
+  }
+  virtual void graph_capture_end() {}
 };
 
 // Backend factories. make_cuda_ops throws when CUDA was not compiled in or no GPU exists.

@@ -9,18 +9,13 @@
 // can make the parser read outside `bytes`.
 #include "model/gguf_file.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <limits>
 
 #include "common/error.h"
 #include "model/gguf_types.h"
+#include "model/loader_mmap.h"
 
 namespace tessera {
 namespace {
@@ -323,32 +318,9 @@ std::shared_ptr<GgufFile> GgufFile::parse(std::span<const uint8_t> bytes, const 
 }
 
 std::shared_ptr<GgufFile> GgufFile::open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    throw Error(errno == ENOENT ? ErrorKind::kNotFound : ErrorKind::kInvalidArgument,
-                path + ": cannot open: " + std::strerror(errno));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error(ErrorKind::kInvalidArgument, path + ": not a regular file");
-  }
-  const size_t size = static_cast<size_t>(st.st_size);
-  std::shared_ptr<void> mapping;
-  if (size > 0) {
-    void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    const int err = errno;
-    ::close(fd);
-    if (addr == MAP_FAILED) {
-      throw Error(ErrorKind::kInternal, path + ": mmap failed: " + std::strerror(err));
-    }
-    mapping = std::shared_ptr<void>(addr, [size](void* p) { ::munmap(p, size); });
-  } else {
-    ::close(fd);
-  }
-  std::span<const uint8_t> bytes(static_cast<const uint8_t*>(mapping.get()), size);
-  std::shared_ptr<GgufFile> file = parse(bytes, path);
-  file->mapping_ = std::move(mapping);
+  MappedFile mapped = map_file(path);
+  std::shared_ptr<GgufFile> file = parse(mapped.bytes, path);
+  file->mapping_ = std::move(mapped.mapping);
   return file;
 }
 

@@ -28,6 +28,8 @@ class Tokenizer {
   // Raw bytes of one token as it appears in decoded text (may be a partial UTF-8 sequence).
   virtual std::string token_bytes(int32_t id) const = 0;
   virtual bool is_special(int32_t id) const = 0;
+  // Whole-sequence decode; bytes that are not valid UTF-8 become U+FFFD. Throws
+  // Error(kInvalidArgument) for an id outside the vocabulary.
   std::string decode(std::span<const int32_t> ids, bool skip_special) const;
 
   int vocab_size() const { return vocab_size_; }
@@ -45,10 +47,16 @@ class Tokenizer {
   int eos_id_ = -1;
   std::vector<int32_t> stop_ids_;
   std::string chat_template_;
+  // SentencePiece vocabularies put a '▁' before the text; decode() removes that one space.
+  bool decode_strips_leading_space_ = false;
 };
 
 // Streaming detokenizer: push ids one by one, get text that is safe to emit (complete UTF-8
-// characters only; a character split across tokens is emitted once, whole).
+// characters only; a character split across tokens is emitted once, whole). Bytes that can
+// never become a character are emitted as U+FFFD at once, so the concatenation of every
+// push() and the final flush() equals decode() of the same ids (without the leading-space
+// strip of SentencePiece vocabularies: a continuation keeps its first space).
+// Not thread-safe: one decoder per sequence.
 class IncrementalDecoder {
  public:
   IncrementalDecoder(const Tokenizer& tok, bool skip_special) : tok_(tok), skip_(skip_special) {}

@@ -5,6 +5,8 @@
 namespace tessera {
 
 // Placeholder until the subcommand lands.
-void register_bench_command(CLI::App& app) { app.add_subcommand("bench", "(not built yet)"); }
+void register_bench_command(CLI::App& app) {
+  app.add_subcommand("bench", "(not built yet)");
+}
 
 }  // namespace tessera

@@ -1,6 +1,6 @@
 #include <cuda_runtime.h>
 
-#include "common/error.h"
+#include "kernels/cuda/cuda_ops.h"
 #include "kernels/ops.h"
 
 namespace tessera {
@@ -10,9 +10,8 @@ bool cuda_available() {
   return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
 }
 
-// Placeholder until the CUDA backend lands.
-std::unique_ptr<Ops> make_cuda_ops(int) {
-  throw Error(ErrorKind::kUnsupported, "the CUDA backend is not built yet");
+std::unique_ptr<Ops> make_cuda_ops(int device) {
+  return std::make_unique<cuda::CudaOps>(device);
 }
 
 }  // namespace tessera

@@ -1,0 +1,328 @@
+// Model-level benchmark of the CUDA backend with random bf16 weights of the Llama-3.1-8B
+// shape (16.06 GB of weights). Runs the Llama forward pass directly over Ops (the same op
+// sequence as model/llama_model.cpp), with CUDA graphs for decode steps and greedy sampling
+// on the GPU every step:
+//   1. batch-1 decode tokens/s (vs weight bandwidth: 16.06 GB/token at ~3.9 TB/s = 243 tok/s)
+//      and host time per step with and without graphs;
+//   2. prefill tokens/s for 2k-token prompts;
+//   3. offline throughput, all requests queued at once, for in/out = 128/128, 1000/1000,
+//      2048/2048 (output tokens / total wall time, prefill included).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "bench/cuda/bench_util.h"
+#include "kernels/cuda/cuda_ops.h"
+
+using namespace tessera;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Shape {
+  int vocab = 128256, dim = 4096, ffn = 14336, layers = 32, heads = 32, kv_heads = 8,
+      head_dim = 128;
+  float eps = 1e-5f;
+};
+
+struct Layer {
+  Weight attn_norm, wq, wk, wv, wo, ffn_norm, wg, wu, wd;
+};
+
+class Model {
+ public:
+  Model(cuda::CudaOps& ops, const Shape& s) : ops_(ops), s_(s) {
+    uint64_t seed = 1;
+    embed_ = matrix(s.vocab, s.dim, 1.0f, seed++);
+    out_ = matrix(s.vocab, s.dim, 0.02f, seed++);
+    out_norm_ = vector(s.dim);
+    for (int l = 0; l < s.layers; ++l) {
+      Layer L;
+      L.attn_norm = vector(s.dim);
+      L.ffn_norm = vector(s.dim);
+      L.wq = matrix(s.heads * s.head_dim, s.dim, 0.02f, seed++);
+      L.wk = matrix(s.kv_heads * s.head_dim, s.dim, 0.02f, seed++);
+      L.wv = matrix(s.kv_heads * s.head_dim, s.dim, 0.02f, seed++);
+      L.wo = matrix(s.dim, s.heads * s.head_dim, 0.02f, seed++);
+      L.wg = matrix(s.ffn, s.dim, 0.02f, seed++);
+      L.wu = matrix(s.ffn, s.dim, 0.02f, seed++);
+      L.wd = matrix(s.dim, s.ffn, 0.02f, seed++);
+      layers_.push_back(L);
+    }
+    rope_.theta = 500000.f;
+    rope_.scaling_factor = 8.f;
+    rope_.neox = true;
+    attn_ = {s.heads, s.kv_heads, s.head_dim, 1.0f / std::sqrt(float(s.head_dim)), 0};
+  }
+  ~Model() {
+    for (void* p : buffers_) ops_.free(p);
+  }
+
+  double weight_bytes() const { return bytes_; }
+
+  // Activation buffers for up to max_tokens rows and max_logits logit rows.
+  void reserve(int max_tokens, int max_logits) {
+    for (void* p : buffers_) ops_.free(p);
+    buffers_.clear();
+    auto a = [&](size_t bytes) {
+      buffers_.push_back(ops_.alloc(bytes));
+      return buffers_.back();
+    };
+    const size_t t = max_tokens;
+    resid_ = a(t * s_.dim * 2);
+    h_ = a(t * s_.dim * 2);
+    q_ = a(t * s_.heads * s_.head_dim * 2);
+    k_ = a(t * s_.kv_heads * s_.head_dim * 2);
+    v_ = a(t * s_.kv_heads * s_.head_dim * 2);
+    att_ = a(t * s_.heads * s_.head_dim * 2);
+    o_ = a(t * s_.dim * 2);
+    gate_ = a(t * s_.ffn * 2);
+    up_ = a(t * s_.ffn * 2);
+    hl_ = a(size_t(max_logits) * s_.dim * 2);
+    logits_ = static_cast<float*>(a(size_t(max_logits) * s_.vocab * 4));
+  }
+
+  // The step's ops after begin_step: embedding .. lm_head (graph-capturable).
+  void forward(int tokens, int logit_rows) {
+    ops_.embedding(embed_, resid_);
+    for (int l = 0; l < s_.layers; ++l) {
+      const Layer& L = layers_[l];
+      ops_.add_rms_norm(resid_, l == 0 ? nullptr : o_, L.attn_norm, s_.eps, h_);
+      ops_.matmul(h_, tokens, L.wq, q_);
+      ops_.matmul(h_, tokens, L.wk, k_);
+      ops_.matmul(h_, tokens, L.wv, v_);
+      ops_.rope_store_kv(q_, k_, v_, l, attn_, rope_);
+      ops_.paged_attention(q_, l, attn_, att_);
+      ops_.matmul(att_, tokens, L.wo, o_);
+      ops_.add_rms_norm(resid_, o_, L.ffn_norm, s_.eps, h_);
+      ops_.matmul(h_, tokens, L.wg, gate_);
+      ops_.matmul(h_, tokens, L.wu, up_);
+      ops_.silu_mul(gate_, up_, int64_t(tokens) * s_.ffn, gate_);
+      ops_.matmul(gate_, tokens, L.wd, o_);
+    }
+    ops_.add_rms_norm(resid_, o_, out_norm_, s_.eps, h_);
+    ops_.gather_logit_rows(h_, s_.dim, hl_);
+    ops_.lm_head(hl_, logit_rows, out_, logits_);
+  }
+
+  const float* logits() const { return logits_; }
+
+ private:
+  Weight matrix(int rows, int cols, float std, uint64_t seed) {
+    Weight w;
+    w.dtype = DType::kBF16;
+    w.rows = rows;
+    w.cols = cols;
+    const size_t bytes = size_t(rows) * cols * 2;
+    void* p = ops_.alloc(bytes);
+    bench::fill_random_bf16(p, bytes, std, seed);
+    w.data = p;
+    cuda::CudaOps* ops = &ops_;
+    w.owner = std::shared_ptr<void>(p, [ops](void* q) { ops->free(q); });
+    bytes_ += bytes;
+    return w;
+  }
+  Weight vector(int n) {
+    std::vector<float> g(n);
+    for (int i = 0; i < n; ++i) g[i] = 1.0f + 0.01f * float(i % 7);
+    HostTensor h{DType::kF32, 1, n, g.data()};
+    return ops_.upload(h);
+  }
+
+  cuda::CudaOps& ops_;
+  Shape s_;
+  Weight embed_, out_, out_norm_;
+  std::vector<Layer> layers_;
+  RopeConfig rope_;
+  AttentionParams attn_;
+  double bytes_ = 0;
+  std::vector<void*> buffers_;
+  void *resid_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr,
+       *att_ = nullptr, *o_ = nullptr, *gate_ = nullptr, *up_ = nullptr, *hl_ = nullptr;
+  float* logits_ = nullptr;
+};
+
+// Sequences with fixed block ranges: sequence i owns blocks [1 + i * per_seq, ...).
+struct Batch {
+  int block_size = 16;
+  int per_seq = 0;
+  std::vector<int> len;     // tokens cached so far
+  std::vector<int> target;  // prompt + output
+};
+
+StepLayout make_step(const Batch& b, const std::vector<int>& seqs, const std::vector<int>& chunk) {
+  StepLayout l;
+  l.block_size = b.block_size;
+  l.query_start.push_back(0);
+  l.block_table_start.push_back(0);
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const int s = seqs[i], start = b.len[s], n = chunk[i];
+    const int ctx = start + n;
+    const int first = 1 + s * b.per_seq;
+    for (int blk = 0; blk < (ctx + b.block_size - 1) / b.block_size; ++blk) {
+      l.block_tables.push_back(first + blk);
+    }
+    for (int t = 0; t < n; ++t) {
+      const int pos = start + t;
+      l.tokens.push_back((s * 7919 + pos * 31) % 128000 + 1);
+      l.positions.push_back(pos);
+      l.slot_mapping.push_back((first + pos / b.block_size) * b.block_size + pos % b.block_size);
+    }
+    l.query_start.push_back(static_cast<int32_t>(l.tokens.size()));
+    l.context_len.push_back(ctx);
+    l.block_table_start.push_back(static_cast<int32_t>(l.block_tables.size()));
+    l.logit_rows.push_back(static_cast<int32_t>(l.tokens.size()) - 1);
+  }
+  return l;
+}
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+struct RunResult {
+  double prefill_s = 0, decode_s = 0;
+  std::vector<double> step_ms, host_us;
+};
+
+// Prefills every sequence (token budget per step), then decodes all of them together,
+// sampling greedily on the GPU each step. Graphs are keyed by the batch size.
+RunResult run_batch(cuda::CudaOps& ops, Model& m, int num_seqs, int in_len, int out_len,
+                    bool graphs, int token_budget) {
+  Batch b;
+  b.per_seq = (in_len + out_len + b.block_size - 1) / b.block_size;
+  b.len.assign(num_seqs, 0);
+  RunResult r;
+  std::vector<SampleSpec> specs;
+  std::vector<int32_t> sampled;
+  auto t0 = Clock::now();
+  // Prefill: whole prompts packed up to the token budget (chunked when a prompt exceeds it).
+  int next = 0, offset = 0;
+  while (next < num_seqs) {
+    std::vector<int> seqs, chunk;
+    int used = 0;
+    while (next < num_seqs && used < token_budget) {
+      const int n = std::min(in_len - offset, token_budget - used);
+      seqs.push_back(next);
+      chunk.push_back(n);
+      used += n;
+      offset += n;
+      if (offset == in_len) ++next, offset = 0;
+    }
+    StepLayout l = make_step(b, seqs, chunk);
+    ops.begin_step(l);
+    m.forward(l.num_tokens(), static_cast<int>(l.logit_rows.size()));
+    specs.assign(l.logit_rows.size(), SampleSpec{0.f, 0, 1.f, 0, 0});
+    sampled.resize(specs.size());
+    ops.sample_on_device(m.logits(), static_cast<int>(specs.size()), 128256, specs, sampled);
+    for (size_t i = 0; i < seqs.size(); ++i) b.len[seqs[i]] += chunk[i];
+  }
+  ops.synchronize();
+  r.prefill_s = seconds_since(t0);
+  // Decode: every sequence one token per step (the prefill produced the first output token).
+  std::vector<int> all(num_seqs), ones(num_seqs, 1);
+  for (int i = 0; i < num_seqs; ++i) all[i] = i;
+  specs.assign(num_seqs, SampleSpec{0.f, 0, 1.f, 0, 0});
+  sampled.resize(num_seqs);
+  auto t1 = Clock::now();
+  for (int step = 1; step < out_len; ++step) {
+    auto ts = Clock::now();
+    StepLayout l = make_step(b, all, ones);
+    ops.begin_step(l);
+    if (!graphs) {
+      m.forward(num_seqs, num_seqs);
+    } else if (!ops.graph_replay(uint64_t(num_seqs))) {
+      ops.graph_capture_begin(uint64_t(num_seqs));
+      m.forward(num_seqs, num_seqs);
+      ops.graph_capture_end();
+    }
+    r.host_us.push_back(seconds_since(ts) * 1e6);  // host work to issue the step
+    ops.sample_on_device(m.logits(), num_seqs, 128256, specs, sampled);
+    r.step_ms.push_back(seconds_since(ts) * 1e3);
+    for (int i = 0; i < num_seqs; ++i) b.len[i] += 1;
+  }
+  r.decode_s = seconds_since(t1);
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto has = [&](const char* f) { return std::find(args.begin(), args.end(), f) != args.end(); };
+  try {
+    cuda::CudaOps ops(0);
+    Shape s;
+    Model m(ops, s);
+    std::printf("# Llama-3.1-8B shape, random bf16 weights: %.2f GB\n", m.weight_bytes() / 1e9);
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    const double block_bytes = double(s.layers) * 2 * 16 * s.kv_heads * s.head_dim * 2;
+    const int token_budget = 8192;
+    m.reserve(token_budget, 512);
+    cudaMemGetInfo(&free_b, &total_b);
+    const int max_blocks = static_cast<int>((free_b - (4ull << 30)) / block_bytes);
+    std::printf("KV capacity: %d blocks (%.0f k tokens)\n", max_blocks, max_blocks * 16 / 1e3);
+
+    auto init_cache = [&](int blocks) {
+      KvCacheShape kv{s.layers, blocks, 16, s.kv_heads, s.head_dim, DType::kBF16, s.heads};
+      ops.init_kv_cache(kv);
+    };
+
+    // 1. batch-1 decode, with and without graphs.
+    init_cache(1 + (128 + 257 + 15) / 16 + 1);
+    for (bool graphs : {false, true}) {
+      RunResult r = run_batch(ops, m, 1, 128, 257, graphs, token_budget);
+      std::vector<double> steps(r.step_ms.begin() + 8, r.step_ms.end());
+      std::vector<double> host(r.host_us.begin() + 8, r.host_us.end());
+      const double ms = bench::median(steps);
+      std::printf(
+          "batch-1 decode (%s): median %.3f ms/token = %.1f tok/s; weights %.2f TB/s = "
+          "%.0f%% of 243 tok/s; host time to issue a step %.0f us\n",
+          graphs ? "CUDA graph" : "eager", ms, 1e3 / ms, m.weight_bytes() / (ms * 1e-3) / 1e12,
+          100 * (1e3 / ms) / 243.0, bench::median(host));
+      std::fflush(stdout);
+    }
+
+    // 2. prefill tokens/s for 2k prompts (1 and 4 prompts per step).
+    for (int n : {1, 4}) {
+      init_cache(1 + n * 129);
+      run_batch(ops, m, n, 2048, 1, false, token_budget);  // warm-up
+      std::vector<double> t;
+      for (int rep = 0; rep < 5; ++rep)
+        t.push_back(run_batch(ops, m, n, 2048, 1, false, token_budget).prefill_s);
+      const double sec = bench::median(t);
+      std::printf(
+          "prefill %d x 2048 tokens: %.1f ms = %.0f tok/s (%.0f TFLOP/s of dense GEMM work)\n", n,
+          sec * 1e3, n * 2048 / sec, 2.0 * 7.5e9 * n * 2048 / sec / 1e12);
+      std::fflush(stdout);
+    }
+
+    // 3. offline throughput: all requests at once, as many as the KV cache holds (<= cap).
+    struct Scenario {
+      int in, out, cap;
+    };
+    std::vector<Scenario> scenarios = {{128, 128, 512}, {1000, 1000, 256}, {2048, 2048, 256}};
+    if (has("--quick")) scenarios = {{128, 128, 256}};
+    for (const Scenario& sc : scenarios) {
+      const int per_seq = (sc.in + sc.out + 15) / 16;
+      const int n = std::min(sc.cap, (max_blocks - 1) / per_seq);
+      init_cache(1 + n * per_seq);
+      m.reserve(std::max(token_budget, n), n);
+      RunResult r = run_batch(ops, m, n, sc.in, sc.out, true, token_budget);
+      const double total = r.prefill_s + r.decode_s;
+      std::printf(
+          "offline %d/%d, %d requests at once: %.1f s (prefill %.1f s, decode %.1f s, median "
+          "step %.2f ms) -> %.0f output tok/s\n",
+          sc.in, sc.out, n, total, r.prefill_s, r.decode_s, bench::median(r.step_ms),
+          double(n) * sc.out / total);
+      std::fflush(stdout);
+    }
+  } catch (const std::exception& e) {
+    std::printf("FAIL llama_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,138 @@
+#include "engine/engine_factory.h"
+
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "common/error.h"
+#include "engine/engine_impl.h"
+#include "engine/kv_sizing.h"
+#include "engine/model_runner.h"
+#include "engine/null_tokenizer.h"
+#include "kernels/ops.h"
+#include "model/llama_model.h"
+#include "model/weights.h"
+
+namespace tessera {
+namespace {
+
+// What the engine keeps alive for its executor: declaration order is destruction order
+// reversed, so the model goes before the backend, the backend before the weights.
+struct ModelResources {
+  LoadedModel loaded;
+  std::unique_ptr<Ops> ops;
+  std::unique_ptr<LlamaModel> model;
+};
+
+std::string served_name(const EngineConfig& c) {
+  if (!c.served_model_name.empty()) return c.served_model_name;
+  if (c.model.rfind("dummy:", 0) == 0) return std::filesystem::path(c.model.substr(6)).stem();
+  std::filesystem::path p(c.model);
+  if (p.has_filename() && p.filename() != ".") return p.has_extension() ? p.stem() : p.filename();
+  return p.parent_path().filename();
+}
+
+std::unique_ptr<Ops> make_backend(const EngineConfig& c, std::string& device) {
+  device = c.device;
+  if (device == "auto") device = cuda_available() ? "cuda" : "cpu";
+  if (c.tensor_parallel != 1)
+    throw Error(ErrorKind::kUnsupported, "tensor_parallel=" + std::to_string(c.tensor_parallel) +
+                                             " is not implemented by this engine build; use 1");
+  if (device == "cuda") return make_cuda_ops(0);
+  return make_cpu_ops(c.num_threads);
+}
+
+int64_t kv_budget(const EngineConfig& c, const std::string& device, Ops& ops) {
+  if (device != "cuda") return c.kv_cache_bytes;
+  size_t free_bytes = 0, total_bytes = 0;
+  if (!ops.memory_info(free_bytes, total_bytes)) {
+    spdlog::warn("backend does not report free memory; using kv_cache_bytes={} for the KV cache",
+                 c.kv_cache_bytes);
+    return c.kv_cache_bytes;
+  }
+  // Weights are resident already: keep (1 - fraction) of the device free for activations
+  // and everything else, the rest goes to the KV cache.
+  const double reserve = (1.0 - static_cast<double>(c.gpu_memory_fraction)) * total_bytes;
+  const int64_t budget = static_cast<int64_t>(static_cast<double>(free_bytes) - reserve);
+  spdlog::info("device memory: {} free of {} bytes; gpu_memory_fraction {} leaves {} for KV",
+               free_bytes, total_bytes, c.gpu_memory_fraction, std::max<int64_t>(budget, 0));
+  return budget;
+}
+
+}  // namespace
+
+std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
+  config.validate();
+  auto res = std::make_shared<ModelResources>();
+  std::string device;
+  res->ops = make_backend(config, device);
+
+  spdlog::info("loading model {} (device {}, backend {}) ...", config.model, device,
+               res->ops->name());
+  const auto t0 = Clock::now();
+  res->loaded = load_model(config.model);
+  const ModelConfig& mc = res->loaded.config;
+  res->model = std::make_unique<LlamaModel>(mc, res->loaded.weights, *res->ops);
+  spdlog::info(
+      "model loaded in {:.1f} s: {} layers, hidden {}, {} heads / {} kv heads, vocab {}, "
+      "{:.0f}M parameters",
+      std::chrono::duration<double>(Clock::now() - t0).count(), mc.num_layers, mc.hidden_size,
+      mc.num_heads, mc.num_kv_heads, mc.vocab_size, mc.num_parameters() / 1e6);
+
+  KvSizingInput in;
+  in.budget_bytes = kv_budget(config, device, *res->ops);
+  in.num_layers = mc.num_layers;
+  in.num_kv_heads = mc.num_kv_heads;
+  in.head_dim = mc.head_dim;
+  in.elem_bytes = dtype_block_bytes(res->ops->kv_dtype());
+  in.bytes_per_token = static_cast<int64_t>(res->model->kv_bytes_per_token());
+  in.block_size = config.block_size;
+  in.requested_max_model_len = config.max_model_len;
+  in.model_context_len = mc.max_position_embeddings;
+  const KvSizing kv = size_kv_cache(in);
+  if (kv.capped)
+    spdlog::warn("max_model_len lowered from the model's {} to {} tokens to fit the KV cache",
+                 mc.max_position_embeddings, kv.max_model_len);
+  spdlog::info("{}", kv.summary);
+  res->model->init_kv_cache(kv.num_blocks, config.block_size);
+
+  EngineParts parts;
+  parts.config = config;
+  parts.tokenizer = res->loaded.tokenizer
+                        ? std::shared_ptr<const Tokenizer>(res->loaded.tokenizer)
+                        : std::make_shared<NullTokenizer>(mc.vocab_size, mc.eos_token_id);
+  parts.model_config = mc;
+  parts.model_name = served_name(config);
+  parts.max_model_len = kv.max_model_len;
+
+  SchedulerConfig& sc = parts.scheduler;
+  sc.policy = config.policy == BatchingPolicy::kStatic    ? PolicyKind::kStatic
+              : config.policy == BatchingPolicy::kDynamic ? PolicyKind::kDynamic
+                                                          : PolicyKind::kContinuous;
+  sc.kv.block_size = config.block_size;
+  sc.kv.num_blocks = kv.num_blocks;
+  sc.kv.enable_prefix_caching = config.enable_prefix_caching;
+  sc.max_num_seqs = config.max_num_seqs;
+  sc.max_num_batched_tokens = config.max_num_batched_tokens;
+  sc.enable_chunked_prefill = config.enable_chunked_prefill;
+  sc.max_waiting = config.max_waiting;
+  sc.max_model_len = kv.max_model_len;
+  sc.static_batch_size = config.static_batch_size;
+  sc.static_flush_timeout = std::chrono::milliseconds(config.static_flush_timeout_ms);
+  sc.dynamic_max_queue_delay = std::chrono::milliseconds(config.dynamic_max_queue_delay_ms);
+
+  LlamaModel* model = res->model.get();
+  const int block_size = config.block_size;
+  parts.make_executor = [model, block_size](const SamplingSource& source) {
+    return std::make_unique<ModelRunner>(*model, block_size, source);
+  };
+  parts.resources = res;
+  spdlog::info(
+      "engine: policy {}, max_num_seqs {}, max_num_batched_tokens {}, chunked prefill {}, "
+      "prefix caching {}",
+      batching_policy_name(config.policy), config.max_num_seqs, config.max_num_batched_tokens,
+      config.enable_chunked_prefill ? "on" : "off", config.enable_prefix_caching ? "on" : "off");
+  return std::make_unique<EngineImpl>(std::move(parts));
+}
+
+}  // namespace tessera

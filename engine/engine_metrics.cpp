@@ -1,0 +1,76 @@
+#include "engine/engine_metrics.h"
+
+namespace tessera {
+namespace {
+
+// Token counts per step: 1 .. 16k in powers of two.
+const std::vector<double> kTokenBuckets = metrics::exponential_buckets(1, 2, 15);
+
+}  // namespace
+
+EngineMetrics::EngineMetrics(metrics::Registry& r)
+    : waiting_(r.gauge("tessera:num_requests_waiting", "Requests waiting to be scheduled.")),
+      running_(r.gauge("tessera:num_requests_running", "Requests with sequences running.")),
+      preemptions_(r.counter("tessera:num_preemptions_total",
+                             "Sequences preempted (their KV freed, to be recomputed).")),
+      kv_used_(r.gauge("tessera:kv_cache_used_blocks", "KV cache blocks referenced.")),
+      kv_total_(r.gauge("tessera:kv_cache_total_blocks", "KV cache blocks usable.")),
+      kv_usage_(r.gauge("tessera:kv_cache_usage_ratio", "KV cache blocks used / total (0..1).")),
+      prefix_queries_(r.counter("tessera:prefix_cache_queries_total",
+                                "Prompt tokens looked up in the prefix cache.")),
+      prefix_hits_(
+          r.counter("tessera:prefix_cache_hits_total", "Prompt tokens found in the prefix cache.")),
+      prompt_tokens_(
+          r.counter("tessera:prompt_tokens_total", "Prompt tokens of admitted requests.")),
+      generation_tokens_(r.counter("tessera:generation_tokens_total", "Tokens generated.")),
+      ttft_(r.histogram("tessera:time_to_first_token_seconds",
+                        "Time from arrival to the first generated token.",
+                        metrics::kLatencyBuckets)),
+      itl_(r.histogram("tessera:inter_token_latency_seconds",
+                       "Time between consecutive generated tokens of a sequence.",
+                       metrics::kLatencyBuckets)),
+      e2e_(r.histogram("tessera:e2e_request_latency_seconds",
+                       "Time from arrival to the last choice finishing.",
+                       metrics::kLatencyBuckets)),
+      queue_time_(r.histogram("tessera:request_queue_time_seconds",
+                              "Time from arrival to first being scheduled.",
+                              metrics::kLatencyBuckets)),
+      batch_tokens_(r.histogram("tessera:batch_size_tokens", "Tokens computed per engine step.",
+                                kTokenBuckets)),
+      batch_seqs_(r.histogram("tessera:batch_size_sequences", "Sequences per engine step.",
+                              metrics::kBatchSizeBuckets)) {
+  for (FinishReason reason : {FinishReason::kStop, FinishReason::kLength, FinishReason::kCancelled,
+                              FinishReason::kDeadline, FinishReason::kError}) {
+    finished_[static_cast<size_t>(reason)] =
+        &r.counter("tessera:request_success_total", "Finished requests by final status.",
+                   {{"finished_reason", finish_reason_name(reason)}});
+  }
+}
+
+void EngineMetrics::record_step(int num_tokens, int num_seqs) {
+  batch_tokens_.observe(num_tokens);
+  batch_seqs_.observe(num_seqs);
+}
+
+void EngineMetrics::set_queues(int waiting, int running) {
+  waiting_.set(waiting);
+  running_.set(running);
+}
+
+void EngineMetrics::set_kv(int used, int total) {
+  kv_used_.set(used);
+  kv_total_.set(total);
+  kv_usage_.set(total > 0 ? static_cast<double>(used) / total : 0.0);
+}
+
+void EngineMetrics::add_prefix_cache(int64_t queried_tokens, int64_t hit_tokens) {
+  prefix_queries_.inc(static_cast<double>(queried_tokens));
+  prefix_hits_.inc(static_cast<double>(hit_tokens));
+}
+
+void EngineMetrics::record_finished(FinishReason reason, double e2e_seconds) {
+  finished_[static_cast<size_t>(reason)]->inc();
+  e2e_.observe(e2e_seconds);
+}
+
+}  // namespace tessera

@@ -1,0 +1,59 @@
+#pragma once
+// Engine-side Prometheus series (issue 3 item 7), recorded into a metrics::Registry.
+// Children are looked up once here so recording on the engine thread is lock-free (counters,
+// gauges) or one short mutex (histograms).
+//
+//   tessera:request_success_total{finished_reason}   requests by final status
+//   tessera:num_requests_waiting / _running           gauges, refreshed every step
+//   tessera:num_preemptions_total                     sequences preempted (recompute)
+//   tessera:kv_cache_used_blocks, tessera:kv_cache_total_blocks, tessera:kv_cache_usage_ratio
+//   tessera:prefix_cache_queries_total / _hits_total  in prompt tokens (as vLLM counts)
+//   tessera:prompt_tokens_total, tessera:generation_tokens_total
+//   tessera:time_to_first_token_seconds, tessera:inter_token_latency_seconds,
+//   tessera:e2e_request_latency_seconds, tessera:request_queue_time_seconds
+//   tessera:batch_size_tokens, tessera:batch_size_sequences   per step
+#include <array>
+
+#include "common/metrics.h"
+#include "engine/request.h"
+
+namespace tessera {
+
+class EngineMetrics {
+ public:
+  explicit EngineMetrics(metrics::Registry& registry);
+
+  void record_step(int num_tokens, int num_seqs);
+  void set_queues(int waiting, int running);
+  void set_kv(int used, int total);
+  void add_preemptions(int n) { preemptions_.inc(n); }
+  void add_prefix_cache(int64_t queried_tokens, int64_t hit_tokens);
+  void add_prompt_tokens(int64_t n) { prompt_tokens_.inc(static_cast<double>(n)); }
+  void add_generation_tokens(int64_t n) { generation_tokens_.inc(static_cast<double>(n)); }
+  void observe_ttft(double s) { ttft_.observe(s); }
+  void observe_itl(double s) { itl_.observe(s); }
+  void observe_queue_time(double s) { queue_time_.observe(s); }
+  // One finished request (all its choices): its final status and end-to-end latency.
+  void record_finished(FinishReason reason, double e2e_seconds);
+
+ private:
+  std::array<metrics::Counter*, 5> finished_{};
+  metrics::Gauge& waiting_;
+  metrics::Gauge& running_;
+  metrics::Counter& preemptions_;
+  metrics::Gauge& kv_used_;
+  metrics::Gauge& kv_total_;
+  metrics::Gauge& kv_usage_;
+  metrics::Counter& prefix_queries_;
+  metrics::Counter& prefix_hits_;
+  metrics::Counter& prompt_tokens_;
+  metrics::Counter& generation_tokens_;
+  metrics::Histogram& ttft_;
+  metrics::Histogram& itl_;
+  metrics::Histogram& e2e_;
+  metrics::Histogram& queue_time_;
+  metrics::Histogram& batch_tokens_;
+  metrics::Histogram& batch_seqs_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,597 @@
+#include "kernels/cuda/cuda_ops.h"
+
+#include <cuda_bf16.h>
+
+#include <cmath>
+#include <cstring>
+#include <numbers>
+#include <string>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/gemv.h"
+#include "kernels/cuda/host_convert.h"
+
+namespace tessera::cuda {
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+void invalid(const std::string& what) {
+  throw Error(ErrorKind::kInvalidArgument, what);
+}
+
+void check_launch(cudaError_t e, const char* what) {
+  if (e == cudaErrorInvalidValue) {
+    throw Error(ErrorKind::kUnsupported, std::string(what) + ": unsupported shape or dtype");
+  }
+  check_cuda(e, what);
+}
+
+// Llama-3 frequency scaling (Meta's reference rope scaling): long wavelengths are slowed
+// down by `factor`, short ones kept, and the band between is interpolated smoothly.
+std::vector<float> rope_inv_freq(const RopeConfig& rope, int rotary_dim) {
+  std::vector<float> out(static_cast<size_t>(rotary_dim / 2));
+  for (int i = 0; i < rotary_dim / 2; ++i) {
+    double f = std::pow(static_cast<double>(rope.theta), -2.0 * i / rotary_dim);
+    if (rope.scaling_factor > 0.f) {
+      const double old_len = rope.original_max_position;
+      const double low_wavelen = old_len / rope.low_freq_factor;
+      const double high_wavelen = old_len / rope.high_freq_factor;
+      const double wavelen = 2.0 * std::numbers::pi / f;
+      if (wavelen > low_wavelen) {
+        f /= rope.scaling_factor;
+      } else if (wavelen >= high_wavelen) {
+        const double smooth = (old_len / wavelen - rope.low_freq_factor) /
+                              (rope.high_freq_factor - rope.low_freq_factor);
+        f = (1.0 - smooth) * f / rope.scaling_factor + smooth * f;
+      }
+    }
+    out[static_cast<size_t>(i)] = static_cast<float>(f);
+  }
+  return out;
+}
+
+void validate_layout(const StepLayout& l, const KvCacheShape& kv) {
+  const size_t t = l.tokens.size();
+  const int seqs = l.num_seqs();
+  if (l.positions.size() != t || l.slot_mapping.size() != t) {
+    invalid("begin_step: tokens, positions and slot_mapping differ in length");
+  }
+  if (l.query_start.size() != static_cast<size_t>(seqs) + 1 ||
+      l.block_table_start.size() != static_cast<size_t>(seqs) + 1) {
+    invalid("begin_step: query_start / block_table_start must have num_seqs + 1 entries");
+  }
+  if (l.query_start[0] != 0 || l.query_start[seqs] != static_cast<int32_t>(t) ||
+      l.block_table_start[0] != 0 ||
+      l.block_table_start[seqs] != static_cast<int32_t>(l.block_tables.size())) {
+    invalid("begin_step: CSR offsets do not cover tokens / block tables");
+  }
+  if (l.block_size != kv.block_size) invalid("begin_step: block_size differs from the KV cache");
+  const int64_t num_slots = int64_t(kv.num_blocks) * kv.block_size;
+  for (int s = 0; s < seqs; ++s) {
+    const int qlen = l.query_start[s + 1] - l.query_start[s];
+    const int blocks = l.block_table_start[s + 1] - l.block_table_start[s];
+    if (qlen < 0 || blocks < 0) invalid("begin_step: CSR offsets must not decrease");
+    if (l.context_len[s] < qlen) invalid("begin_step: context_len shorter than the query");
+    if (int64_t(blocks) * kv.block_size < l.context_len[s]) {
+      invalid("begin_step: block table too short for context_len");
+    }
+  }
+  for (int32_t b : l.block_tables) {
+    if (b < 0 || b >= kv.num_blocks) invalid("begin_step: block id out of range");
+  }
+  for (int32_t s : l.slot_mapping) {
+    if (s >= num_slots) invalid("begin_step: slot out of range");
+  }
+  for (int32_t r : l.logit_rows) {
+    if (r < 0 || r >= static_cast<int32_t>(t)) invalid("begin_step: logit row out of range");
+  }
+}
+
+}  // namespace
+
+bool DeviceBuffer::reserve(size_t need) {
+  if (need <= bytes) return false;
+  if (ptr) check_cuda(cudaFree(ptr), "cudaFree");
+  const size_t want = need + need / 2 + 256;
+  check_cuda(cudaMalloc(&ptr, want), "cudaMalloc(workspace)");
+  bytes = want;
+  return true;
+}
+DeviceBuffer::~DeviceBuffer() {
+  if (ptr) cudaFree(ptr);
+}
+void PinnedBuffer::reserve(size_t need) {
+  if (need <= bytes) return;
+  if (ptr) check_cuda(cudaFreeHost(ptr), "cudaFreeHost");
+  const size_t want = need + need / 2 + 256;
+  check_cuda(cudaMallocHost(&ptr, want), "cudaMallocHost");
+  bytes = want;
+}
+PinnedBuffer::~PinnedBuffer() {
+  if (ptr) cudaFreeHost(ptr);
+}
+
+CudaOps::CudaOps(int device) : device_(device) {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    throw Error(ErrorKind::kUnsupported, "no CUDA device is available");
+  }
+  if (device < 0 || device >= count) {
+    invalid("CUDA device " + std::to_string(device) + " does not exist (" + std::to_string(count) +
+            " present)");
+  }
+  check_cuda(cudaSetDevice(device), "cudaSetDevice");
+  check_cuda(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device),
+             "cudaDeviceGetAttribute");
+  check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  check_cuda(cudaEventCreateWithFlags(&upload_done_, cudaEventDisableTiming), "cudaEventCreate");
+  gemm_ = std::make_unique<LtGemm>();
+  // Raise the attention kernels' shared-memory limits now, never during graph capture.
+  PagedAttentionArgs none;
+  none.num_heads = none.num_kv_heads = 1;
+  for (DType t : {DType::kBF16, DType::kF16}) {
+    for (int d : {64, 128}) {
+      none.head_dim = d;
+      for (AttentionMode m : {AttentionMode::kDecode, AttentionMode::kPrefill}) {
+        check_cuda(launch_paged_attention(none, m, t, stream_), "attention setup");
+      }
+    }
+  }
+}
+
+CudaOps::~CudaOps() {
+  if (stream_) cudaStreamSynchronize(stream_);
+  clear_graphs();
+  for (auto& [key, p] : inv_freq_) cudaFree(p);
+  if (kv_pools_) cudaFree(kv_pools_);
+  gemm_.reset();
+  if (upload_done_) cudaEventDestroy(upload_done_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+void* CudaOps::alloc(size_t bytes) {
+  void* p = nullptr;
+  check_cuda(cudaMalloc(&p, bytes == 0 ? 1 : bytes), "cudaMalloc");
+  return p;
+}
+void CudaOps::free(void* ptr) {
+  if (ptr) check_cuda(cudaFree(ptr), "cudaFree");
+}
+void CudaOps::to_device(void* dst, const void* src, size_t bytes) {
+  check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "to_device");
+  check_cuda(cudaStreamSynchronize(stream_), "to_device sync");
+}
+void CudaOps::to_host(void* dst, const void* src, size_t bytes) {
+  check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "to_host");
+  check_cuda(cudaStreamSynchronize(stream_), "to_host sync");
+}
+void CudaOps::synchronize() {
+  check_cuda(cudaStreamSynchronize(stream_), "synchronize");
+}
+
+Weight CudaOps::upload(const HostTensor& t) {
+  Weight w;
+  w.rows = t.rows;
+  w.cols = t.cols;
+  const bool vector = t.rows == 1;  // norm weights stay f32: they scale every activation
+  size_t bytes = 0;
+  const void* src = nullptr;
+  std::vector<float> f32;
+  std::vector<uint16_t> b16;
+  if (vector) {
+    f32 = to_f32(t);
+    w.dtype = DType::kF32;
+    src = f32.data();
+    bytes = f32.size() * 4;
+  } else {
+    b16 = to_bf16(t);
+    w.dtype = DType::kBF16;
+    src = b16.data();
+    bytes = b16.size() * 2;
+  }
+  void* dev = alloc(bytes);
+  w.owner = std::shared_ptr<void>(dev, [](void* p) { cudaFree(p); });
+  check_cuda(cudaMemcpy(dev, src, bytes, cudaMemcpyHostToDevice), "upload");
+  w.data = dev;
+  return w;
+}
+
+void CudaOps::init_kv_cache(const KvCacheShape& shape) {
+  if (shape.num_layers <= 0 || shape.num_blocks <= 1 || shape.block_size <= 0 ||
+      shape.num_kv_heads <= 0 || shape.head_dim <= 0) {
+    invalid("init_kv_cache: every dimension must be positive (and num_blocks >= 2)");
+  }
+  if (shape.num_heads != 0 && shape.num_heads % shape.num_kv_heads != 0) {
+    invalid("init_kv_cache: num_heads must be a multiple of num_kv_heads");
+  }
+  synchronize();
+  clear_graphs();
+  if (kv_pools_) check_cuda(cudaFree(kv_pools_), "cudaFree(kv)");
+  kv_pools_ = nullptr;
+  kv_shape_ = shape;
+  kv_dtype_ = shape.dtype == DType::kF16 ? DType::kF16 : DType::kBF16;
+  kv_shape_.dtype = kv_dtype_;
+  pool_bytes_ =
+      size_t(shape.num_blocks) * shape.block_size * shape.num_kv_heads * shape.head_dim * 2;
+  const size_t total = pool_bytes_ * 2 * shape.num_layers;
+  const cudaError_t e = cudaMalloc(&kv_pools_, total);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    throw Error(ErrorKind::kResourceExhausted,
+                "KV cache of " + std::to_string(total >> 20) + " MiB does not fit on the GPU");
+  }
+  check_cuda(e, "cudaMalloc(kv)");
+  // Zeroed once so a never-written slot can hold no NaN.
+  check_cuda(cudaMemsetAsync(kv_pools_, 0, total, stream_), "cudaMemset(kv)");
+  plan_num_heads_ = shape.num_heads;
+}
+
+void* CudaOps::k_pool(int layer) const {
+  return static_cast<uint8_t*>(kv_pools_) + pool_bytes_ * (2 * size_t(layer));
+}
+void* CudaOps::v_pool(int layer) const {
+  return static_cast<uint8_t*>(kv_pools_) + pool_bytes_ * (2 * size_t(layer) + 1);
+}
+
+void CudaOps::copy_kv_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) {
+  if (src_dst.empty()) return;
+  if (!kv_pools_) invalid("copy_kv_blocks before init_kv_cache");
+  std::vector<int2> pairs;
+  for (auto [s, d] : src_dst) {
+    if (s < 0 || d < 0 || s >= kv_shape_.num_blocks || d >= kv_shape_.num_blocks) {
+      invalid("copy_kv_blocks: block id out of range");
+    }
+    pairs.push_back(make_int2(s, d));
+  }
+  if (pairs_dev_.reserve(pairs.size() * sizeof(int2))) clear_graphs();
+  check_cuda(cudaMemcpyAsync(pairs_dev_.ptr, pairs.data(), pairs.size() * sizeof(int2),
+                             cudaMemcpyHostToDevice, stream_),
+             "copy_kv_blocks upload");
+  check_launch(launch_copy_kv_blocks(kv_pools_, kv_shape_.num_layers, kv_shape_.num_blocks,
+                                     pool_bytes_ / kv_shape_.num_blocks,
+                                     static_cast<const int2*>(pairs_dev_.ptr),
+                                     static_cast<int>(pairs.size()), stream_),
+               "copy_kv_blocks");
+  // The pairs buffer is pageable-sourced: finish before the vector goes away.
+  synchronize();
+}
+
+void CudaOps::begin_step(const StepLayout& layout) {
+  if (capturing()) invalid("begin_step inside graph capture");
+  if (!kv_pools_) invalid("begin_step before init_kv_cache");
+  validate_layout(layout, kv_shape_);
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  layout_ = layout;
+  plan_uploaded_ = false;
+  if (plan_num_heads_ > 0) {
+    ensure_plan(plan_num_heads_, plan_window_ < 0 ? 0 : plan_window_);
+  } else {
+    plan_ = AttentionPlan{};
+    upload_metadata();  // layout only; the plan follows at the first paged_attention
+  }
+}
+
+void CudaOps::ensure_plan(int num_heads, int sliding_window) {
+  if (plan_uploaded_ && num_heads == plan_num_heads_ && sliding_window == plan_window_) return;
+  if (capturing()) {
+    throw Error(ErrorKind::kInternal,
+                "attention plan changed inside graph capture (num_heads or window)");
+  }
+  AttentionPlanOptions o;
+  o.group_size = num_heads / kv_shape_.num_kv_heads;
+  o.num_kv_heads = kv_shape_.num_kv_heads;
+  o.num_sms = num_sms_;
+  o.sliding_window = sliding_window;
+  plan_ = plan_attention(layout_, o);
+  plan_num_heads_ = num_heads;
+  plan_window_ = sliding_window;
+  upload_metadata();
+  plan_uploaded_ = true;
+}
+
+void CudaOps::upload_metadata() {
+  const StepLayout& l = layout_;
+  size_t n = 0;
+  auto place = [&n](size_t count) {
+    const size_t at = n;
+    n += (count + 3) & ~size_t(3);  // 16-byte aligned sections
+    return at;
+  };
+  constexpr size_t kItem = sizeof(AttentionWorkItem) / 4, kMerge = sizeof(AttentionMerge) / 4;
+  off_.tokens = place(l.tokens.size());
+  off_.positions = place(l.positions.size());
+  off_.slots = place(l.slot_mapping.size());
+  off_.query_start = place(l.query_start.size());
+  off_.context_len = place(l.context_len.size());
+  off_.bt_start = place(l.block_table_start.size());
+  off_.logit_rows = place(l.logit_rows.size());
+  off_.decode_items = place(plan_.decode.items.size() * kItem);
+  off_.decode_merges = place(plan_.decode.merges.size() * kMerge);
+  off_.prefill_items = place(plan_.prefill.items.size() * kItem);
+  off_.prefill_merges = place(plan_.prefill.merges.size() * kMerge);
+  off_.block_tables = place(l.block_tables.size());  // last: only its length varies in decode
+
+  // The staging buffer may still feed the previous step's copy.
+  check_cuda(cudaEventSynchronize(upload_done_), "cudaEventSynchronize");
+  meta_host_.reserve(n * 4);
+  if (meta_dev_.reserve(n * 4)) clear_graphs();
+  int32_t* h = static_cast<int32_t*>(meta_host_.ptr);
+  auto put = [h](size_t at, const void* src, size_t ints) {
+    if (ints) std::memcpy(h + at, src, ints * 4);
+  };
+  put(off_.tokens, l.tokens.data(), l.tokens.size());
+  put(off_.positions, l.positions.data(), l.positions.size());
+  put(off_.slots, l.slot_mapping.data(), l.slot_mapping.size());
+  put(off_.query_start, l.query_start.data(), l.query_start.size());
+  put(off_.context_len, l.context_len.data(), l.context_len.size());
+  put(off_.bt_start, l.block_table_start.data(), l.block_table_start.size());
+  put(off_.logit_rows, l.logit_rows.data(), l.logit_rows.size());
+  put(off_.decode_items, plan_.decode.items.data(), plan_.decode.items.size() * kItem);
+  put(off_.decode_merges, plan_.decode.merges.data(), plan_.decode.merges.size() * kMerge);
+  put(off_.prefill_items, plan_.prefill.items.data(), plan_.prefill.items.size() * kItem);
+  put(off_.prefill_merges, plan_.prefill.merges.data(), plan_.prefill.merges.size() * kMerge);
+  put(off_.block_tables, l.block_tables.data(), l.block_tables.size());
+  check_cuda(cudaMemcpyAsync(meta_dev_.ptr, h, n * 4, cudaMemcpyHostToDevice, stream_),
+             "metadata upload");
+  check_cuda(cudaEventRecord(upload_done_, stream_), "cudaEventRecord");
+
+  // Split-K partials: decode then prefill outputs, then all log-sum-exps.
+  const size_t hd = size_t(kv_shape_.num_kv_heads) * kv_shape_.head_dim;
+  decode_partial_floats_ = size_t(plan_.decode.num_partials) * hd * kDecodeRows;
+  const size_t prefill_floats = size_t(plan_.prefill.num_partials) * hd * kPrefillRows;
+  const size_t lse =
+      size_t(kv_shape_.num_kv_heads) * (size_t(plan_.decode.num_partials) * kDecodeRows +
+                                        size_t(plan_.prefill.num_partials) * kPrefillRows);
+  if (partials_.reserve((decode_partial_floats_ + prefill_floats + lse) * 4)) clear_graphs();
+}
+
+const int32_t* CudaOps::meta(size_t offset) const {
+  return static_cast<const int32_t*>(meta_dev_.ptr) + offset;
+}
+
+void CudaOps::embedding(const Weight& table, void* out) {
+  if (table.dtype != DType::kBF16) invalid("embedding: table must be an uploaded matrix");
+  for (int32_t t : layout_.tokens) {
+    if (t < 0 || t >= table.rows) {
+      invalid("embedding: token id " + std::to_string(t) + " outside the vocabulary of " +
+              std::to_string(table.rows));
+    }
+  }
+  check_launch(launch_embedding(static_cast<const bf16*>(table.data), table.rows,
+                                static_cast<int>(table.cols), meta(off_.tokens),
+                                layout_.num_tokens(), static_cast<bf16*>(out), stream_),
+               "embedding");
+}
+
+void CudaOps::add_rms_norm(void* residual, const void* x, const Weight& gamma, float eps,
+                           void* out) {
+  if (gamma.dtype != DType::kF32) invalid("add_rms_norm: gamma must be a 1-D f32 weight");
+  check_launch(
+      launch_add_rms_norm(static_cast<bf16*>(residual), static_cast<const bf16*>(x),
+                          static_cast<const float*>(gamma.data), layout_.num_tokens(),
+                          static_cast<int>(gamma.cols), eps, static_cast<bf16*>(out), stream_),
+      "add_rms_norm");
+}
+
+void CudaOps::matmul(const void* x, int rows, const Weight& w, void* out) {
+  if (w.dtype != DType::kBF16) invalid("matmul: weight must be an uploaded bf16 matrix");
+  if (rows <= kMaxGemvRows && w.cols % 8 == 0) {  // decode: bandwidth-bound weight stream
+    check_launch(launch_gemv(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols),
+                             out, false, stream_),
+                 "gemv");
+    return;
+  }
+  gemm_->run(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols), out, false,
+             stream_);
+}
+
+void CudaOps::lm_head(const void* x, int rows, const Weight& w, float* logits) {
+  if (w.dtype != DType::kBF16) invalid("lm_head: weight must be an uploaded bf16 matrix");
+  if (rows <= kMaxGemvRows && w.cols % 8 == 0) {
+    check_launch(launch_gemv(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols),
+                             logits, true, stream_),
+                 "gemv");
+    return;
+  }
+  gemm_->run(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols), logits, true,
+             stream_);
+}
+
+const float* CudaOps::inv_freq_for(const RopeConfig& rope, int rotary_dim) {
+  const auto key =
+      std::make_tuple(rope.theta, rotary_dim, rope.scaling_factor, rope.low_freq_factor,
+                      rope.high_freq_factor, rope.original_max_position, rope.neox, 0);
+  auto it = inv_freq_.find(key);
+  if (it != inv_freq_.end()) return it->second;
+  if (capturing()) throw Error(ErrorKind::kInternal, "new RoPE table inside graph capture");
+  const std::vector<float> f = rope_inv_freq(rope, rotary_dim);
+  float* dev = static_cast<float*>(alloc(std::max<size_t>(f.size(), 1) * 4));
+  check_cuda(cudaMemcpy(dev, f.data(), f.size() * 4, cudaMemcpyHostToDevice), "rope table");
+  inv_freq_.emplace(key, dev);
+  return dev;
+}
+
+void CudaOps::rope_store_kv(void* q, void* k, const void* v, int layer, const AttentionParams& attn,
+                            const RopeConfig& rope) {
+  if (layer < 0 || layer >= kv_shape_.num_layers) invalid("rope_store_kv: bad layer");
+  if (attn.num_kv_heads != kv_shape_.num_kv_heads || attn.head_dim != kv_shape_.head_dim) {
+    invalid("rope_store_kv: attention shape differs from the KV cache");
+  }
+  RopeStoreArgs a;
+  a.q = static_cast<bf16*>(q);
+  a.k = static_cast<bf16*>(k);
+  a.v = static_cast<const bf16*>(v);
+  a.positions = meta(off_.positions);
+  a.slot_mapping = meta(off_.slots);
+  a.rotary_dim = rope.rotary_dim > 0 ? rope.rotary_dim : attn.head_dim;
+  a.inv_freq = inv_freq_for(rope, a.rotary_dim);
+  a.k_pool = k_pool(layer);
+  a.v_pool = v_pool(layer);
+  a.kv_dtype = kv_dtype_;
+  a.num_tokens = layout_.num_tokens();
+  a.num_heads = attn.num_heads;
+  a.num_kv_heads = attn.num_kv_heads;
+  a.head_dim = attn.head_dim;
+  a.neox = rope.neox;
+  check_launch(launch_rope_store_kv(a, stream_), "rope_store_kv");
+}
+
+void CudaOps::paged_attention(const void* q, int layer, const AttentionParams& attn, void* out) {
+  if (layer < 0 || layer >= kv_shape_.num_layers) invalid("paged_attention: bad layer");
+  if (attn.num_kv_heads != kv_shape_.num_kv_heads || attn.head_dim != kv_shape_.head_dim ||
+      attn.num_heads % attn.num_kv_heads != 0) {
+    invalid("paged_attention: attention shape differs from the KV cache");
+  }
+  ensure_plan(attn.num_heads, attn.sliding_window);
+  PagedAttentionArgs a;
+  a.q = q;
+  a.out = out;
+  a.k_pool = k_pool(layer);
+  a.v_pool = v_pool(layer);
+  a.query_start = meta(off_.query_start);
+  a.context_len = meta(off_.context_len);
+  a.block_table_start = meta(off_.bt_start);
+  a.block_tables = meta(off_.block_tables);
+  a.num_heads = attn.num_heads;
+  a.num_kv_heads = attn.num_kv_heads;
+  a.head_dim = attn.head_dim;
+  a.block_size = kv_shape_.block_size;
+  a.scale = attn.scale;
+  a.sliding_window = attn.sliding_window;
+  float* partial = static_cast<float*>(partials_.ptr);
+  const size_t hd = size_t(kv_shape_.num_kv_heads) * kv_shape_.head_dim;
+  const size_t prefill_floats = size_t(plan_.prefill.num_partials) * hd * kPrefillRows;
+  float* lse = partial + decode_partial_floats_ + prefill_floats;
+
+  const struct {
+    AttentionMode mode;
+    const AttentionModePlan& plan;
+    size_t items, merges;
+    float* o;
+    float* lse;
+  } runs[2] = {
+      {AttentionMode::kDecode, plan_.decode, off_.decode_items, off_.decode_merges, partial, lse},
+      {AttentionMode::kPrefill, plan_.prefill, off_.prefill_items, off_.prefill_merges,
+       partial + decode_partial_floats_,
+       lse + size_t(plan_.decode.num_partials) * kv_shape_.num_kv_heads * kDecodeRows},
+  };
+  for (const auto& r : runs) {
+    if (r.plan.items.empty()) continue;
+    a.items = reinterpret_cast<const AttentionWorkItem*>(meta(r.items));
+    a.num_items = static_cast<int>(r.plan.items.size());
+    a.partial_o = r.o;
+    a.partial_lse = r.lse;
+    check_launch(launch_paged_attention(a, r.mode, kv_dtype_, stream_), "paged_attention");
+    check_launch(
+        launch_attention_merge(a, r.mode, reinterpret_cast<const AttentionMerge*>(meta(r.merges)),
+                               static_cast<int>(r.plan.merges.size()), stream_),
+        "attention_merge");
+  }
+}
+
+void CudaOps::silu_mul(const void* gate, const void* up, int64_t count, void* out) {
+  check_launch(launch_silu_mul(static_cast<const bf16*>(gate), static_cast<const bf16*>(up), count,
+                               static_cast<bf16*>(out), stream_),
+               "silu_mul");
+}
+
+void CudaOps::gather_logit_rows(const void* x, int dim, void* out) {
+  check_launch(launch_gather_rows(static_cast<const bf16*>(x), dim, meta(off_.logit_rows),
+                                  static_cast<int>(layout_.logit_rows.size()),
+                                  static_cast<bf16*>(out), stream_),
+               "gather_logit_rows");
+}
+
+bool CudaOps::sample_on_device(const float* logits, int rows, int vocab,
+                               std::span<const SampleSpec> specs, std::span<int32_t> out_tokens) {
+  if (rows < 0 || specs.size() != static_cast<size_t>(rows) ||
+      out_tokens.size() != static_cast<size_t>(rows) || vocab <= 0) {
+    invalid("sample_on_device: rows, specs and out_tokens disagree");
+  }
+  if (rows == 0) return true;
+  if (capturing()) invalid("sample_on_device inside graph capture");
+  const size_t spec_bytes = size_t(rows) * sizeof(DeviceSampleSpec);
+  sample_host_.reserve(spec_bytes + size_t(rows) * 4);
+  auto* h = static_cast<DeviceSampleSpec*>(sample_host_.ptr);
+  for (int i = 0; i < rows; ++i) {
+    const SampleSpec& s = specs[i];
+    if (!std::isfinite(s.temperature) || !(s.top_p > 0.f && s.top_p <= 1.f) || s.top_k < 0) {
+      invalid("sample_on_device: temperature must be finite, top_p in (0, 1], top_k >= 0");
+    }
+    h[i] = {s.temperature, s.top_k, s.top_p, sample_uniform(s.seed, s.offset)};
+  }
+  sample_specs_dev_.reserve(spec_bytes);
+  sample_out_dev_.reserve(size_t(rows) * 4);
+  check_cuda(cudaMemcpyAsync(sample_specs_dev_.ptr, h, spec_bytes, cudaMemcpyHostToDevice, stream_),
+             "sample specs upload");
+  check_launch(launch_sample(logits, rows, vocab,
+                             static_cast<const DeviceSampleSpec*>(sample_specs_dev_.ptr),
+                             static_cast<int32_t*>(sample_out_dev_.ptr), stream_),
+               "sample");
+  int32_t* host_out =
+      reinterpret_cast<int32_t*>(static_cast<uint8_t*>(sample_host_.ptr) + spec_bytes);
+  check_cuda(cudaMemcpyAsync(host_out, sample_out_dev_.ptr, size_t(rows) * 4,
+                             cudaMemcpyDeviceToHost, stream_),
+             "sampled tokens");
+  synchronize();
+  std::memcpy(out_tokens.data(), host_out, size_t(rows) * 4);
+  return true;
+}
+
+CudaOps::Signature CudaOps::signature() const {
+  return {layout_.num_tokens(),
+          layout_.num_seqs(),
+          static_cast<int>(layout_.logit_rows.size()),
+          static_cast<int>(plan_.decode.items.size()),
+          static_cast<int>(plan_.decode.merges.size()),
+          static_cast<int>(plan_.prefill.items.size()),
+          static_cast<int>(plan_.prefill.merges.size()),
+          plan_.decode.num_partials,
+          plan_.prefill.num_partials,
+          plan_num_heads_};
+}
+
+bool CudaOps::graph_replay(uint64_t key) {
+  auto it = graphs_.find(key);
+  if (it == graphs_.end() || !plan_uploaded_ || it->second.signature != signature()) {
+    return false;
+  }
+  check_cuda(cudaGraphLaunch(it->second.exec, stream_), "cudaGraphLaunch");
+  return true;
+}
+
+bool CudaOps::graph_capture_begin(uint64_t key) {
+  if (capturing()) invalid("graph_capture_begin: already capturing");
+  // The plan must be on the device before capture: the graph reads it at replay.
+  if (!plan_uploaded_) return false;
+  check_cuda(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
+             "cudaStreamBeginCapture");
+  capture_key_ = key;
+  return true;
+}
+
+void CudaOps::graph_capture_end() {
+  if (!capturing()) invalid("graph_capture_end without graph_capture_begin");
+  cudaGraph_t graph = nullptr;
+  const uint64_t key = *capture_key_;
+  capture_key_.reset();
+  check_cuda(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  check_cuda(e, "cudaGraphInstantiate");
+  auto it = graphs_.find(key);
+  if (it != graphs_.end()) cudaGraphExecDestroy(it->second.exec);
+  graphs_[key] = Graph{signature(), exec};
+  // Capture only recorded the step: run it once so its outputs exist.
+  check_cuda(cudaGraphLaunch(exec, stream_), "cudaGraphLaunch");
+}
+
+void CudaOps::clear_graphs() {
+  for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
+  graphs_.clear();
+}
+
+}  // namespace tessera::cuda

@@ -1,0 +1,136 @@
+#pragma once
+// The CUDA backend behind kernels/ops.h. bf16 activations, fp32 accumulation; weights are
+// kept as bf16 matrices (quantized GGUF weights are dequantized on upload) and f32 vectors.
+// All work is issued on one stream; to_host / synchronize wait for it. Not thread-safe: use
+// one instance from one thread (it binds its device on construction and in begin_step).
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+#include "kernels/cuda/attention_plan.h"
+#include "kernels/cuda/gemm.h"
+#include "kernels/cuda/sampling.h"
+#include "kernels/ops.h"
+
+namespace tessera::cuda {
+
+// A device buffer that grows; growth changes the pointer (and so invalidates graphs).
+struct DeviceBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  bool reserve(size_t need);  // true when it reallocated
+  ~DeviceBuffer();
+};
+
+struct PinnedBuffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  void reserve(size_t need);
+  ~PinnedBuffer();
+};
+
+class CudaOps final : public Ops {
+ public:
+  explicit CudaOps(int device);
+  ~CudaOps() override;
+
+  std::string name() const override { return "cuda"; }
+  DType activation_dtype() const override { return DType::kBF16; }
+
+  void* alloc(size_t bytes) override;
+  void free(void* ptr) override;
+  void to_device(void* dst, const void* src, size_t bytes) override;
+  void to_host(void* dst, const void* src, size_t bytes) override;
+  void synchronize() override;
+
+  Weight upload(const HostTensor& tensor) override;
+
+  void init_kv_cache(const KvCacheShape& shape) override;
+  DType kv_dtype() const override { return kv_dtype_; }
+  void copy_kv_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override;
+
+  void begin_step(const StepLayout& layout) override;
+  void embedding(const Weight& table, void* out) override;
+  void add_rms_norm(void* residual, const void* x, const Weight& gamma, float eps,
+                    void* out) override;
+  void matmul(const void* x, int rows, const Weight& w, void* out) override;
+  void rope_store_kv(void* q, void* k, const void* v, int layer, const AttentionParams& attn,
+                     const RopeConfig& rope) override;
+  void paged_attention(const void* q, int layer, const AttentionParams& attn, void* out) override;
+  void silu_mul(const void* gate, const void* up, int64_t count, void* out) override;
+  void gather_logit_rows(const void* x, int dim, void* out) override;
+  void lm_head(const void* x, int rows, const Weight& w, float* logits) override;
+
+  bool sample_on_device(const float* logits, int rows, int vocab, std::span<const SampleSpec> specs,
+                        std::span<int32_t> out_tokens) override;
+
+  bool graph_replay(uint64_t key) override;
+  bool graph_capture_begin(uint64_t key) override;
+  void graph_capture_end() override;
+
+  cudaStream_t stream() const { return stream_; }
+  int num_sms() const { return num_sms_; }
+  // K or V pool of a layer: [num_blocks, block_size, num_kv_heads, head_dim].
+  void* k_pool(int layer) const;
+  void* v_pool(int layer) const;
+  const KvCacheShape& kv_shape() const { return kv_shape_; }
+  const AttentionPlan& attention_plan() const { return plan_; }
+
+ private:
+  // Counts that fix every launch shape and metadata offset of a step (graph validity).
+  using Signature = std::tuple<int, int, int, int, int, int, int, int, int, int>;
+  struct Graph {
+    Signature signature;
+    cudaGraphExec_t exec = nullptr;
+  };
+  struct LayoutOffsets {  // int32 offsets into the metadata buffer
+    size_t tokens, positions, slots, query_start, context_len, bt_start, logit_rows;
+    size_t decode_items, decode_merges, prefill_items, prefill_merges, block_tables;
+  };
+
+  void ensure_plan(int num_heads, int sliding_window);
+  void upload_metadata();
+  Signature signature() const;
+  const float* inv_freq_for(const RopeConfig& rope, int head_dim);
+  const int32_t* meta(size_t offset) const;
+  void clear_graphs();
+  bool capturing() const { return capture_key_.has_value(); }
+
+  int device_ = 0;
+  int num_sms_ = 132;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t upload_done_ = nullptr;
+  std::unique_ptr<LtGemm> gemm_;
+
+  KvCacheShape kv_shape_;
+  DType kv_dtype_ = DType::kBF16;
+  void* kv_pools_ = nullptr;
+  size_t pool_bytes_ = 0;  // one K or V pool of one layer
+
+  // This step's layout (host copy) and its plan.
+  StepLayout layout_;
+  AttentionPlan plan_;
+  int plan_num_heads_ = 0;
+  int plan_window_ = -1;
+  bool plan_uploaded_ = false;
+  LayoutOffsets off_{};
+  DeviceBuffer meta_dev_;
+  PinnedBuffer meta_host_;
+  DeviceBuffer partials_;
+  size_t decode_partial_floats_ = 0;  // partial_o floats for decode; lse follows all partials
+
+  std::map<std::tuple<float, int, float, float, float, int, bool, int>, float*> inv_freq_;
+  DeviceBuffer sample_specs_dev_;
+  DeviceBuffer sample_out_dev_;
+  PinnedBuffer sample_host_;
+  DeviceBuffer pairs_dev_;
+
+  std::map<uint64_t, Graph> graphs_;
+  std::optional<uint64_t> capture_key_;
+};
+
+}  // namespace tessera::cuda

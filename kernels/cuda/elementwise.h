@@ -1,0 +1,57 @@
+#pragma once
+// Host launchers of the small CUDA kernels (one concern per .cu file). Each takes device
+// pointers, shapes and a stream and returns the launch status. Activations are bf16.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/dtype.h"
+
+namespace tessera::cuda {
+
+// table: [vocab, dim]; tokens: [num_tokens] -> out: [num_tokens, dim]. Ids outside
+// [0, vocab) give zero rows (the host validates ids before launching).
+cudaError_t launch_embedding(const __nv_bfloat16* table, int64_t vocab, int dim,
+                             const int32_t* tokens, int num_tokens, __nv_bfloat16* out,
+                             cudaStream_t stream);
+
+// residual: [rows, dim] (+= x when x != nullptr, stored rounded to bf16);
+// out = residual * rsqrt(mean(residual^2) + eps) * gamma, gamma f32 [dim]. dim % 8 == 0.
+cudaError_t launch_add_rms_norm(__nv_bfloat16* residual, const __nv_bfloat16* x, const float* gamma,
+                                int rows, int dim, float eps, __nv_bfloat16* out,
+                                cudaStream_t stream);
+
+// out = silu(gate) * up over `count` elements.
+cudaError_t launch_silu_mul(const __nv_bfloat16* gate, const __nv_bfloat16* up, int64_t count,
+                            __nv_bfloat16* out, cudaStream_t stream);
+
+// out[i, :] = x[rows[i], :], x: [*, dim] -> out: [num_rows, dim].
+cudaError_t launch_gather_rows(const __nv_bfloat16* x, int dim, const int32_t* rows, int num_rows,
+                               __nv_bfloat16* out, cudaStream_t stream);
+
+struct RopeStoreArgs {
+  __nv_bfloat16* q = nullptr;        // [num_tokens, num_heads, head_dim], rotated in place
+  __nv_bfloat16* k = nullptr;        // [num_tokens, num_kv_heads, head_dim], rotated in place
+  const __nv_bfloat16* v = nullptr;  // [num_tokens, num_kv_heads, head_dim]
+  const int32_t* positions = nullptr;
+  const int32_t* slot_mapping = nullptr;  // < 0: padding token, not stored
+  const float* inv_freq = nullptr;        // [rotary_dim / 2], scaling already applied
+  void* k_pool = nullptr;                 // [num_blocks * block_size, num_kv_heads, head_dim]
+  void* v_pool = nullptr;
+  DType kv_dtype = DType::kBF16;  // kBF16 or kF16
+  int num_tokens = 0;
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int rotary_dim = 0;
+  bool neox = false;
+};
+cudaError_t launch_rope_store_kv(const RopeStoreArgs& args, cudaStream_t stream);
+
+// Copies whole KV blocks for every layer, K and V. pools: one allocation laid out as
+// [num_layers][2][num_blocks][block_bytes]; pairs: [num_pairs] (src, dst) block ids.
+cudaError_t launch_copy_kv_blocks(void* pools, int num_layers, int num_blocks, size_t block_bytes,
+                                  const int2* pairs, int num_pairs, cudaStream_t stream);
+
+}  // namespace tessera::cuda

@@ -1,0 +1,44 @@
+#include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/elementwise.h"
+
+namespace tessera::cuda {
+namespace {
+
+__global__ void gather_rows_kernel(const __nv_bfloat16* x, int dim, const int32_t* rows,
+                                   __nv_bfloat16* out) {
+  const uint4* src = reinterpret_cast<const uint4*>(x + int64_t(rows[blockIdx.x]) * dim);
+  uint4* dst = reinterpret_cast<uint4*>(out + int64_t(blockIdx.x) * dim);
+  for (int i = threadIdx.x; i < dim / 8; i += blockDim.x) dst[i] = src[i];
+}
+
+__global__ void copy_kv_blocks_kernel(uint8_t* pools, int num_blocks, size_t block_bytes,
+                                      const int2* pairs) {
+  const int2 p = pairs[blockIdx.x];
+  // blockIdx.y enumerates (layer, K or V) pools, each num_blocks * block_bytes long.
+  uint8_t* pool = pools + size_t(blockIdx.y) * num_blocks * block_bytes;
+  const uint4* src = reinterpret_cast<const uint4*>(pool + size_t(p.x) * block_bytes);
+  uint4* dst = reinterpret_cast<uint4*>(pool + size_t(p.y) * block_bytes);
+  for (size_t i = threadIdx.x; i < block_bytes / 16; i += blockDim.x) dst[i] = src[i];
+}
+
+}  // namespace
+
+cudaError_t launch_gather_rows(const __nv_bfloat16* x, int dim, const int32_t* rows, int num_rows,
+                               __nv_bfloat16* out, cudaStream_t stream) {
+  if (dim % 8 != 0) return cudaErrorInvalidValue;
+  if (num_rows == 0) return cudaSuccess;
+  gather_rows_kernel<<<num_rows, 128, 0, stream>>>(x, dim, rows, out);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_copy_kv_blocks(void* pools, int num_layers, int num_blocks, size_t block_bytes,
+                                  const int2* pairs, int num_pairs, cudaStream_t stream) {
+  if (block_bytes % 16 != 0) return cudaErrorInvalidValue;
+  if (num_pairs == 0) return cudaSuccess;
+  dim3 grid(num_pairs, num_layers * 2);
+  copy_kv_blocks_kernel<<<grid, 256, 0, stream>>>(static_cast<uint8_t*>(pools), num_blocks,
+                                                  block_bytes, pairs);
+  return cudaGetLastError();
+}
+
+}  // namespace tessera::cuda

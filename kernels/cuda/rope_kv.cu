@@ -1,0 +1,83 @@
+// RoPE on q and k, fused with storing k and v into the paged cache.
+#include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/elementwise.h"
+
+namespace tessera::cuda {
+namespace {
+
+// Element pair i of a head: adjacent (2i, 2i+1) or NeoX halves (i, i + rotary/2); pairs
+// past rotary_dim / 2 cover the unrotated tail two elements at a time.
+__device__ __forceinline__ void pair_index(int i, int rotary, bool neox, int* a, int* b) {
+  if (i < rotary / 2) {
+    *a = neox ? i : 2 * i;
+    *b = neox ? i + rotary / 2 : 2 * i + 1;
+  } else {
+    *a = rotary + 2 * (i - rotary / 2);
+    *b = *a + 1;
+  }
+}
+
+template <typename TKV>
+__global__ void rope_store_kernel(RopeStoreArgs a) {
+  const int t = blockIdx.x;
+  const float pos = static_cast<float>(a.positions[t]);
+  const int half = a.head_dim / 2;
+  const int slot = a.slot_mapping[t];
+  TKV* kp = static_cast<TKV*>(a.k_pool);
+  TKV* vp = static_cast<TKV*>(a.v_pool);
+  const int q_pairs = a.num_heads * half, k_pairs = a.num_kv_heads * half;
+  for (int idx = threadIdx.x; idx < q_pairs + k_pairs; idx += blockDim.x) {
+    const bool is_q = idx < q_pairs;
+    const int j = is_q ? idx : idx - q_pairs;
+    const int head = j / half, i = j % half;
+    int ea = 0, eb = 0;
+    pair_index(i, a.rotary_dim, a.neox, &ea, &eb);
+    __nv_bfloat16* base = is_q ? a.q + (size_t(t) * a.num_heads + head) * a.head_dim
+                               : a.k + (size_t(t) * a.num_kv_heads + head) * a.head_dim;
+    float x0 = __bfloat162float(base[ea]), x1 = __bfloat162float(base[eb]);
+    if (i < a.rotary_dim / 2) {
+      float s, c;
+      sincosf(pos * a.inv_freq[i], &s, &c);
+      const float r0 = x0 * c - x1 * s, r1 = x0 * s + x1 * c;
+      x0 = r0, x1 = r1;
+      base[ea] = __float2bfloat16(x0);
+      base[eb] = __float2bfloat16(x1);
+    }
+    if (!is_q && slot >= 0) {
+      // Store the bf16-rounded value: the cache holds exactly what k now holds.
+      TKV* dst = kp + (size_t(slot) * a.num_kv_heads + head) * a.head_dim;
+      dst[ea] = from_float<TKV>(__bfloat162float(base[ea]));
+      dst[eb] = from_float<TKV>(__bfloat162float(base[eb]));
+    }
+  }
+  if (slot < 0) return;
+  const int v_elems = a.num_kv_heads * a.head_dim;
+  const __nv_bfloat16* v = a.v + size_t(t) * v_elems;
+  TKV* dst = vp + size_t(slot) * v_elems;
+  for (int i = threadIdx.x; i < v_elems; i += blockDim.x) {
+    dst[i] = from_float<TKV>(__bfloat162float(v[i]));
+  }
+}
+
+}  // namespace
+
+cudaError_t launch_rope_store_kv(const RopeStoreArgs& a, cudaStream_t stream) {
+  if (a.head_dim % 2 != 0 || a.rotary_dim % 2 != 0 || a.rotary_dim > a.head_dim) {
+    return cudaErrorInvalidValue;
+  }
+  if (a.num_tokens == 0) return cudaSuccess;
+  const int threads = 256;
+  switch (a.kv_dtype) {
+    case DType::kBF16:
+      rope_store_kernel<__nv_bfloat16><<<a.num_tokens, threads, 0, stream>>>(a);
+      break;
+    case DType::kF16:
+      rope_store_kernel<__half><<<a.num_tokens, threads, 0, stream>>>(a);
+      break;
+    default:
+      return cudaErrorInvalidValue;
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace tessera::cuda

@@ -1,0 +1,211 @@
+#include <cfloat>
+
+#include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/sampling.h"
+
+namespace tessera::cuda {
+namespace {
+
+constexpr int kThreads = 1024;
+
+// Order-preserving map from float to uint32 (larger float -> larger key).
+__device__ __forceinline__ uint32_t float_key(float x) {
+  const uint32_t b = __float_as_uint(x);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+struct SampleShared {
+  float hist[256];
+  float scratch[32];
+  float warp_sums[32];
+  uint32_t prefix;
+  float above;
+  int result;
+};
+
+// Largest key tau (>= floor) with W(key >= tau) >= target, where W sums weight(i) over
+// elements with key >= floor. by_count: weight 1, else exp((x - max) * inv_t).
+__device__ uint32_t radix_select(const float* row, int vocab, uint32_t floor_key, float target,
+                                 bool by_count, float max_val, float inv_t, SampleShared& sh) {
+  uint32_t prefix = 0, mask = 0;
+  float above = 0.f;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    for (int b = threadIdx.x; b < 256; b += blockDim.x) sh.hist[b] = 0.f;
+    __syncthreads();
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+      const float x = row[i];
+      const uint32_t k = float_key(x);
+      if (k >= floor_key && (k & mask) == prefix) {
+        const float w = by_count ? 1.f : __expf((x - max_val) * inv_t);
+        atomicAdd(&sh.hist[(k >> shift) & 255u], w);
+      }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      float cum = above;
+      int chosen = -1;
+      for (int b = 255; b >= 0; --b) {
+        if (sh.hist[b] > 0.f && cum + sh.hist[b] >= target) {
+          chosen = b;
+          break;
+        }
+        cum += sh.hist[b];
+      }
+      if (chosen < 0) {  // rounding left the target unreached: take the lowest non-empty bin
+        cum = above;
+        for (int b = 255; b >= 0; --b) {
+          if (sh.hist[b] > 0.f) chosen = b;
+        }
+        for (int b = 255; b > chosen; --b) cum += sh.hist[b];
+        if (chosen < 0) chosen = 0;
+      }
+      sh.prefix = prefix | (uint32_t(chosen) << shift);
+      sh.above = cum;
+    }
+    __syncthreads();
+    prefix = sh.prefix;
+    above = sh.above;
+    mask |= 0xFFu << shift;
+  }
+  return prefix > floor_key ? prefix : floor_key;
+}
+
+__global__ void __launch_bounds__(kThreads)
+    sample_kernel(const float* logits, int vocab, const DeviceSampleSpec* specs, int32_t* out) {
+  __shared__ SampleShared sh;
+  const float* row = logits + int64_t(blockIdx.x) * vocab;
+  const DeviceSampleSpec spec = specs[blockIdx.x];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+
+  // Argmax, lowest id on ties; NaN logits never win.
+  float best = -INFINITY;
+  int best_i = 0x7fffffff;
+  for (int i = tid; i < vocab; i += blockDim.x) {
+    const float x = row[i];
+    if (x > best || (x == best && i < best_i)) best = x, best_i = i;
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
+    if (ob > best || (ob == best && oi < best_i)) best = ob, best_i = oi;
+  }
+  __shared__ float s_best[32];
+  __shared__ int s_best_i[32];
+  if (lane == 0) s_best[warp] = best, s_best_i[warp] = best_i;
+  __syncthreads();
+  if (warp == 0) {
+    best = lane < blockDim.x / 32 ? s_best[lane] : -INFINITY;
+    best_i = lane < blockDim.x / 32 ? s_best_i[lane] : 0x7fffffff;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ob = __shfl_xor_sync(0xffffffffu, best, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
+      if (ob > best || (ob == best && oi < best_i)) best = ob, best_i = oi;
+    }
+    if (lane == 0) {
+      sh.result = best_i == 0x7fffffff ? 0 : best_i;
+      sh.above = best;  // the block-wide max, for every thread's branch below
+    }
+  }
+  __syncthreads();
+  const int argmax = sh.result;
+  // Block-uniform decision: every thread must take the same branch (the scans below use
+  // __syncthreads and every warp's slot).
+  if (spec.temperature <= 0.f || spec.top_k == 1 || sh.above == -INFINITY) {
+    if (tid == 0) out[blockIdx.x] = argmax;
+    return;
+  }
+  const float max_val = row[argmax];
+  const float inv_t = 1.f / spec.temperature;
+
+  uint32_t floor_key = 0;
+  if (spec.top_k > 0 && spec.top_k < vocab) {
+    floor_key =
+        radix_select(row, vocab, 0, static_cast<float>(spec.top_k), true, max_val, inv_t, sh);
+  }
+  auto selected_mass = [&](uint32_t fk) {
+    float z = 0.f;
+    for (int i = tid; i < vocab; i += blockDim.x) {
+      const float x = row[i];
+      if (float_key(x) >= fk) z += __expf((x - max_val) * inv_t);
+    }
+    return block_sum(z, sh.scratch);
+  };
+  if (spec.top_p < 1.f) {
+    const float total = selected_mass(floor_key);
+    floor_key = radix_select(row, vocab, floor_key, spec.top_p * total, false, max_val, inv_t, sh);
+  }
+
+  // Locate u * Z in index order: per-thread contiguous chunk sums, block exclusive scan.
+  const int chunk = (vocab + blockDim.x - 1) / blockDim.x;
+  const int lo = min(vocab, tid * chunk), hi = min(vocab, lo + chunk);
+  float mine = 0.f;
+  for (int i = lo; i < hi; ++i) {
+    const float x = row[i];
+    if (float_key(x) >= floor_key) mine += __expf((x - max_val) * inv_t);
+  }
+  float incl = mine;
+#pragma unroll
+  for (int o = 1; o < 32; o <<= 1) {
+    const float v = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += v;
+  }
+  if (lane == 31) sh.warp_sums[warp] = incl;
+  __syncthreads();
+  if (warp == 0) {
+    float w = lane < blockDim.x / 32 ? sh.warp_sums[lane] : 0.f;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+      const float v = __shfl_up_sync(0xffffffffu, w, o);
+      if (lane >= o) w += v;
+    }
+    sh.warp_sums[lane] = w;  // inclusive totals per warp
+  }
+  __syncthreads();
+  const float total = sh.warp_sums[blockDim.x / 32 - 1];
+  const float excl = (warp > 0 ? sh.warp_sums[warp - 1] : 0.f) + incl - mine;
+  const float target = spec.uniform * total;
+  if (tid == 0) sh.result = argmax;  // fallback if rounding puts target past every chunk
+  __syncthreads();
+  if (mine > 0.f && target >= excl && target < excl + mine) {
+    float acc = excl;
+    int pick = -1, last = -1;
+    for (int i = lo; i < hi; ++i) {
+      const float x = row[i];
+      if (float_key(x) < floor_key) continue;
+      last = i;
+      acc += __expf((x - max_val) * inv_t);
+      if (acc > target) {
+        pick = i;
+        break;
+      }
+    }
+    sh.result = pick >= 0 ? pick : last;
+  }
+  __syncthreads();
+  if (tid == 0) out[blockIdx.x] = sh.result;
+}
+
+}  // namespace
+
+cudaError_t launch_sample(const float* logits, int rows, int vocab, const DeviceSampleSpec* specs,
+                          int32_t* out, cudaStream_t stream) {
+  if (vocab <= 0) return cudaErrorInvalidValue;
+  if (rows == 0) return cudaSuccess;
+  sample_kernel<<<rows, kThreads, 0, stream>>>(logits, vocab, specs, out);
+  return cudaGetLastError();
+}
+
+float sample_uniform(uint64_t seed, uint64_t offset) {
+  auto mix = [](uint64_t z) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  const uint64_t z = mix(seed ^ mix(offset));
+  return static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // 24 bits: exactly < 1
+}
+
+}  // namespace tessera::cuda

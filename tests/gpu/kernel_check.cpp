@@ -1,0 +1,356 @@
+// GPU checks of the CUDA backend's non-attention ops against fp64 references: embedding,
+// add_rms_norm, matmul / lm_head (cuBLASLt), silu_mul, gather_logit_rows, rope_store_kv
+// (both layouts, Llama-3 scaling, writes into the paged cache), copy_kv_blocks.
+#include <cmath>
+#include <cstring>
+#include <numbers>
+
+#include "kernels/cuda/cuda_ops.h"
+#include "tests/gpu/check_common.h"
+
+using namespace tessera;
+using namespace tessera::gpu_check;
+
+namespace {
+
+constexpr int kBlock = 16;
+
+void init_cache(Ops& ops, int layers, int blocks, int kv_heads, int head_dim, DType dt) {
+  KvCacheShape kv;
+  kv.num_layers = layers;
+  kv.num_blocks = blocks;
+  kv.block_size = kBlock;
+  kv.num_kv_heads = kv_heads;
+  kv.head_dim = head_dim;
+  kv.dtype = dt;
+  ops.init_kv_cache(kv);
+}
+
+void check_embedding(Ops& ops, Rng& rng, Report& rep, int vocab, int dim, int tokens) {
+  init_cache(ops, 1, 64, 1, 64, DType::kBF16);
+  StepLayout l = build_layout(rng, {tokens}, {tokens}, kBlock, 64);
+  for (auto& t : l.tokens) t = rng.uniform_int(0, vocab - 1);
+  ops.begin_step(l);
+  Bf16Data table = random_bf16(rng, size_t(vocab) * dim);
+  Weight w = ops.upload(host_tensor(DType::kBF16, vocab, dim, table.bits.data()));
+  DevBuf out(ops, size_t(tokens) * dim * 2);
+  out.poison();
+  ops.embedding(w, out.get());
+  std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(size_t(tokens) * dim));
+  std::vector<double> ref(got.size());
+  for (int t = 0; t < tokens; ++t) {
+    for (int d = 0; d < dim; ++d)
+      ref[size_t(t) * dim + d] = table.values[size_t(l.tokens[t]) * dim + d];
+  }
+  ErrorStats s = compare(got, ref, dim);
+  rep.check(s.rel == 0 && s.non_finite == 0, "embedding",
+            "vocab=" + std::to_string(vocab) + " dim=" + std::to_string(dim) +
+                " T=" + std::to_string(tokens) + " " + describe(s));
+  // A token outside the vocabulary must be rejected, not read out of bounds.
+  l.tokens[0] = vocab;
+  ops.begin_step(l);
+  bool threw = false;
+  try {
+    ops.embedding(w, out.get());
+  } catch (const Error& e) {
+    threw = e.kind() == ErrorKind::kInvalidArgument;
+  }
+  rep.check(threw, "embedding_rejects_bad_id", "");
+}
+
+void check_rms_norm(Ops& ops, Rng& rng, Report& rep, int rows, int dim, bool with_x) {
+  init_cache(ops, 1, 64, 1, 64, DType::kBF16);
+  ops.begin_step(build_layout(rng, {rows}, {rows}, kBlock, 64));
+  Bf16Data res = random_bf16(rng, size_t(rows) * dim), x = random_bf16(rng, size_t(rows) * dim);
+  std::vector<float> gamma(dim);
+  for (auto& g : gamma) g = 1.0f + 0.5f * rng.normal();
+  Weight gw = ops.upload(host_tensor(DType::kF32, 1, dim, gamma.data()));
+  DevBuf dres(ops, res.bits.size() * 2), dx(ops, x.bits.size() * 2), out(ops, res.bits.size() * 2);
+  dres.upload(res.bits);
+  dx.upload(x.bits);
+  out.poison();
+  const float eps = 1e-5f;
+  ops.add_rms_norm(dres.get(), with_x ? dx.get() : nullptr, gw, eps, out.get());
+  std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(res.bits.size()));
+  std::vector<double> got_res = bf16_to_doubles(dres.download<uint16_t>(res.bits.size()));
+  std::vector<double> ref(got.size()), ref_res(got.size());
+  for (int r = 0; r < rows; ++r) {
+    double ss = 0;
+    for (int d = 0; d < dim; ++d) {
+      const size_t i = size_t(r) * dim + d;
+      ref_res[i] = res.values[i] + (with_x ? x.values[i] : 0.0);
+      ss += ref_res[i] * ref_res[i];
+    }
+    const double inv = 1.0 / std::sqrt(ss / dim + eps);
+    for (int d = 0; d < dim; ++d) {
+      const size_t i = size_t(r) * dim + d;
+      ref[i] = ref_res[i] * inv * gamma[d];
+    }
+  }
+  ErrorStats s = compare(got, ref, dim), sr = compare(got_res, ref_res, dim);
+  rep.check(bf16_ok(s) && bf16_ok(sr), std::string("add_rms_norm") + (with_x ? "+residual" : ""),
+            "rows=" + std::to_string(rows) + " dim=" + std::to_string(dim) + " out " + describe(s) +
+                " residual " + describe(sr));
+}
+
+void check_matmul(Ops& ops, Rng& rng, Report& rep, int rows, int n, int k, bool f32_out,
+                  DType weight_type) {
+  Bf16Data x = random_bf16(rng, size_t(rows) * k);
+  // Weights arrive in their file type; quantized ones are dequantized on upload.
+  std::vector<double> wref(size_t(n) * k);
+  Weight w;
+  if (weight_type == DType::kBF16) {
+    Bf16Data wb = random_bf16(rng, size_t(n) * k, 0.05f);
+    w = ops.upload(host_tensor(DType::kBF16, n, k, wb.bits.data()));
+    wref = wb.values;
+  } else {  // Q8_0 blocks: fp16 scale + 32 int8
+    std::vector<uint8_t> q(size_t(n) * (k / 32) * 34);
+    for (size_t b = 0; b < size_t(n) * (k / 32); ++b) {
+      const uint16_t scale = cuda::float_to_half(0.001f + 0.002f * std::fabs(rng.normal()));
+      std::memcpy(&q[b * 34], &scale, 2);
+      const double sd = cuda::half_to_float(scale);
+      for (int i = 0; i < 32; ++i) {
+        const int8_t v = static_cast<int8_t>(rng.uniform_int(-127, 127));
+        q[b * 34 + 2 + i] = static_cast<uint8_t>(v);
+        // Reference: the bf16 value the backend keeps after dequantization.
+        wref[b * 32 + i] = cuda::bf16_to_float(cuda::float_to_bf16(static_cast<float>(sd * v)));
+      }
+    }
+    w = ops.upload(host_tensor(DType::kQ8_0, n, k, q.data()));
+  }
+  DevBuf dx(ops, x.bits.size() * 2), out(ops, size_t(rows) * n * (f32_out ? 4 : 2));
+  dx.upload(x.bits);
+  out.poison();
+  std::vector<double> got;
+  if (f32_out) {
+    ops.lm_head(dx.get(), rows, w, static_cast<float*>(out.get()));
+    for (float v : out.download<float>(size_t(rows) * n)) got.push_back(v);
+  } else {
+    ops.matmul(dx.get(), rows, w, out.get());
+    got = bf16_to_doubles(out.download<uint16_t>(size_t(rows) * n));
+  }
+  std::vector<double> ref(size_t(rows) * n);
+  for (int r = 0; r < rows; ++r) {
+    for (int j = 0; j < n; ++j) {
+      double acc = 0;
+      const double* xr = &x.values[size_t(r) * k];
+      const double* wr = &wref[size_t(j) * k];
+      for (int i = 0; i < k; ++i) acc += xr[i] * wr[i];
+      ref[size_t(r) * n + j] = acc;
+    }
+  }
+  ErrorStats s = compare(got, ref, n);
+  const bool ok = f32_out ? (s.non_finite == 0 && s.rel < 1e-4) : bf16_ok(s);
+  rep.check(ok, std::string(f32_out ? "lm_head_f32" : "matmul") + "/" + dtype_name(weight_type),
+            "M=" + std::to_string(rows) + " N=" + std::to_string(n) + " K=" + std::to_string(k) +
+                " " + describe(s));
+}
+
+void check_silu(Ops& ops, Rng& rng, Report& rep, int64_t count) {
+  Bf16Data g = random_bf16(rng, count, 2.0f), u = random_bf16(rng, count);
+  DevBuf dg(ops, count * 2), du(ops, count * 2), out(ops, count * 2);
+  dg.upload(g.bits);
+  du.upload(u.bits);
+  out.poison();
+  ops.silu_mul(dg.get(), du.get(), count, out.get());
+  std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(count)), ref(count);
+  for (int64_t i = 0; i < count; ++i)
+    ref[i] = g.values[i] / (1 + std::exp(-g.values[i])) * u.values[i];
+  ErrorStats s = compare(got, ref, 1);
+  s.worst_row = 0;  // per-element relative error is meaningless near zero
+  rep.check(bf16_ok(s), "silu_mul", "count=" + std::to_string(count) + " " + describe(s));
+}
+
+void check_gather(Ops& ops, Rng& rng, Report& rep) {
+  init_cache(ops, 1, 64, 1, 64, DType::kBF16);
+  StepLayout l = build_layout(rng, {5, 1, 9, 1}, {20, 7, 9, 30}, kBlock, 64);
+  ops.begin_step(l);
+  const int dim = 576, t = l.num_tokens();
+  Bf16Data x = random_bf16(rng, size_t(t) * dim);
+  DevBuf dx(ops, x.bits.size() * 2), out(ops, l.logit_rows.size() * dim * 2);
+  dx.upload(x.bits);
+  out.poison();
+  ops.gather_logit_rows(dx.get(), dim, out.get());
+  std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(l.logit_rows.size() * dim));
+  std::vector<double> ref;
+  for (int r : l.logit_rows)
+    ref.insert(ref.end(), &x.values[size_t(r) * dim], &x.values[size_t(r + 1) * dim]);
+  ErrorStats s = compare(got, ref, dim);
+  rep.check(s.rel == 0 && s.non_finite == 0, "gather_logit_rows", describe(s));
+}
+
+std::vector<double> ref_inv_freq(const RopeConfig& rope, int rotary) {
+  std::vector<double> f(rotary / 2);
+  for (int i = 0; i < rotary / 2; ++i) {
+    double v = std::pow(double(rope.theta), -2.0 * i / rotary);
+    if (rope.scaling_factor > 0) {
+      const double lw = rope.original_max_position / rope.low_freq_factor;
+      const double hw = rope.original_max_position / rope.high_freq_factor;
+      const double wl = 2 * std::numbers::pi / v;
+      if (wl > lw) {
+        v /= rope.scaling_factor;
+      } else if (wl >= hw) {
+        const double sm = (rope.original_max_position / wl - rope.low_freq_factor) /
+                          (rope.high_freq_factor - rope.low_freq_factor);
+        v = (1 - sm) * v / rope.scaling_factor + sm * v;
+      }
+    }
+    f[i] = v;
+  }
+  return f;
+}
+
+// Rotates one head of doubles in place.
+void ref_rotate(double* x, int head_dim, int rotary, bool neox, double pos,
+                const std::vector<double>& inv_freq) {
+  for (int i = 0; i < rotary / 2; ++i) {
+    const int a = neox ? i : 2 * i, b = neox ? i + rotary / 2 : 2 * i + 1;
+    const double ang = pos * static_cast<float>(inv_freq[i]);
+    const double c = std::cos(ang), s = std::sin(ang);
+    const double x0 = x[a], x1 = x[b];
+    x[a] = x0 * c - x1 * s;
+    x[b] = x0 * s + x1 * c;
+  }
+  (void)head_dim;
+}
+
+void check_rope(Ops& ops, Rng& rng, Report& rep, int heads, int kv_heads, int head_dim, int rotary,
+                bool neox, bool llama3, DType kv_dtype, int tokens) {
+  const int blocks = 4096;
+  init_cache(ops, 2, blocks, kv_heads, head_dim, kv_dtype);
+  auto& cops = dynamic_cast<cuda::CudaOps&>(ops);
+  // Tokens of two sequences at large positions: exercises angle accuracy up to 32k.
+  const int ctx0 = 31000 + tokens / 2, ctx1 = 500;
+  StepLayout l = build_layout(rng, {tokens / 2, tokens - tokens / 2}, {ctx0, ctx1}, kBlock, blocks);
+  ops.begin_step(l);
+  RopeConfig rope;
+  rope.theta = 500000.0f;
+  rope.neox = neox;
+  rope.rotary_dim = rotary;
+  if (llama3) rope.scaling_factor = 8.0f;
+  AttentionParams attn{heads, kv_heads, head_dim, 1.0f, 0};
+  Bf16Data q = random_bf16(rng, size_t(tokens) * heads * head_dim);
+  Bf16Data k = random_bf16(rng, size_t(tokens) * kv_heads * head_dim);
+  Bf16Data v = random_bf16(rng, size_t(tokens) * kv_heads * head_dim);
+  DevBuf dq(ops, q.bits.size() * 2), dk(ops, k.bits.size() * 2), dv(ops, v.bits.size() * 2);
+  dq.upload(q.bits);
+  dk.upload(k.bits);
+  dv.upload(v.bits);
+  const int layer = 1;
+  ops.rope_store_kv(dq.get(), dk.get(), dv.get(), layer, attn, rope);
+  const std::vector<double> inv = ref_inv_freq(rope, rotary > 0 ? rotary : head_dim);
+  const int rd = rotary > 0 ? rotary : head_dim;
+  std::vector<double> rq = q.values, rk = k.values;
+  for (int t = 0; t < tokens; ++t) {
+    for (int h = 0; h < heads; ++h)
+      ref_rotate(&rq[(size_t(t) * heads + h) * head_dim], head_dim, rd, neox, l.positions[t], inv);
+    for (int h = 0; h < kv_heads; ++h)
+      ref_rotate(&rk[(size_t(t) * kv_heads + h) * head_dim], head_dim, rd, neox, l.positions[t],
+                 inv);
+  }
+  std::vector<double> gq = bf16_to_doubles(dq.download<uint16_t>(q.bits.size()));
+  std::vector<double> gk = bf16_to_doubles(dk.download<uint16_t>(k.bits.size()));
+  // Read back the pages the tokens were stored into.
+  const size_t row = size_t(kv_heads) * head_dim;
+  std::vector<uint16_t> kpool(size_t(blocks) * kBlock * row), vpool(kpool.size());
+  ops.to_host(kpool.data(), cops.k_pool(layer), kpool.size() * 2);
+  ops.to_host(vpool.data(), cops.v_pool(layer), vpool.size() * 2);
+  auto cache_val = [&](const std::vector<uint16_t>& pool, size_t i) -> double {
+    return kv_dtype == DType::kF16 ? cuda::half_to_float(pool[i]) : cuda::bf16_to_float(pool[i]);
+  };
+  std::vector<double> gkc, gvc;
+  for (int t = 0; t < tokens; ++t) {
+    for (size_t i = 0; i < row; ++i) {
+      gkc.push_back(cache_val(kpool, size_t(l.slot_mapping[t]) * row + i));
+      gvc.push_back(cache_val(vpool, size_t(l.slot_mapping[t]) * row + i));
+    }
+  }
+  ErrorStats sq = compare(gq, rq, head_dim), sk = compare(gk, rk, head_dim),
+             skc = compare(gkc, rk, head_dim), svc = compare(gvc, v.values, head_dim);
+  char name[160];
+  std::snprintf(name, sizeof name, "rope_store_kv/%s%s/%s H=%d Hkv=%d D=%d rot=%d T=%d",
+                neox ? "neox" : "pairs", llama3 ? "+llama3" : "", dtype_name(kv_dtype), heads,
+                kv_heads, head_dim, rd, tokens);
+  rep.check(bf16_ok(sq) && bf16_ok(sk) && bf16_ok(skc) && svc.rel < 1e-6 && svc.non_finite == 0,
+            name,
+            "q " + describe(sq) + " | k " + describe(sk) + " | cache k " + describe(skc) +
+                " | cache v " + describe(svc));
+}
+
+void check_copy_blocks(Ops& ops, Rng& rng, Report& rep) {
+  const int blocks = 32, layers = 3, kvh = 2, d = 64;
+  init_cache(ops, layers, blocks, kvh, d, DType::kBF16);
+  auto& cops = dynamic_cast<cuda::CudaOps&>(ops);
+  const size_t pool = size_t(blocks) * kBlock * kvh * d;
+  std::vector<std::vector<uint16_t>> before;
+  for (int l = 0; l < layers; ++l) {
+    for (void* p : {cops.k_pool(l), cops.v_pool(l)}) {
+      Bf16Data r = random_bf16(rng, pool);
+      ops.to_device(p, r.bits.data(), pool * 2);
+      before.push_back(r.bits);
+    }
+  }
+  const std::vector<std::pair<int32_t, int32_t>> pairs = {{3, 7}, {9, 1}, {31, 30}};
+  ops.copy_kv_blocks(pairs);
+  bool ok = true;
+  const size_t per_block = size_t(kBlock) * kvh * d;
+  int idx = 0;
+  for (int l = 0; l < layers; ++l) {
+    for (void* p : {cops.k_pool(l), cops.v_pool(l)}) {
+      std::vector<uint16_t> after(pool);
+      ops.to_host(after.data(), p, pool * 2);
+      std::vector<uint16_t> expect = before[idx++];
+      for (auto [s, dst] : pairs) {
+        std::copy_n(&before[idx - 1][s * per_block], per_block, &expect[dst * per_block]);
+      }
+      ok = ok && after == expect;
+    }
+  }
+  rep.check(ok, "copy_kv_blocks", "3 pairs x 3 layers x K/V, other blocks untouched");
+}
+
+}  // namespace
+
+int main() {
+  Report rep;
+  try {
+    auto ops = make_cuda_ops(0);
+    Rng rng(20261129);
+    check_embedding(*ops, rng, rep, 1000, 576, 37);
+    check_embedding(*ops, rng, rep, 4000, 4096, 5);
+    for (int rows : {1, 7, 129}) {
+      for (int dim : {64, 576, 4096, 8200}) {
+        check_rms_norm(*ops, rng, rep, rows, dim, true);
+      }
+    }
+    check_rms_norm(*ops, rng, rep, 33, 576, false);
+    check_matmul(*ops, rng, rep, 1, 4096, 4096, false, DType::kBF16);
+    check_matmul(*ops, rng, rep, 7, 1536, 576, false, DType::kBF16);
+    check_matmul(*ops, rng, rep, 64, 576, 1536, false, DType::kBF16);
+    check_matmul(*ops, rng, rep, 257, 512, 512, false, DType::kBF16);
+    check_matmul(*ops, rng, rep, 3, 1024, 14336, false, DType::kBF16);
+    check_matmul(*ops, rng, rep, 13, 576, 576, false, DType::kQ8_0);
+    check_matmul(*ops, rng, rep, 3, 49152, 576, true, DType::kBF16);
+    check_matmul(*ops, rng, rep, 1, 32000, 1024, true, DType::kBF16);
+    // Row counts on both sides of the GEMV / cuBLASLt switch (8 / 9), both output types.
+    check_matmul(*ops, rng, rep, 8, 2048, 4096, false, DType::kBF16);
+    check_matmul(*ops, rng, rep, 9, 2048, 4096, false, DType::kBF16);
+    check_matmul(*ops, rng, rep, 8, 4096, 576, true, DType::kBF16);
+    check_matmul(*ops, rng, rep, 20, 4096, 576, true, DType::kBF16);
+    check_silu(*ops, rng, rep, 9);
+    check_silu(*ops, rng, rep, 1000003);
+    check_gather(*ops, rng, rep);
+    for (bool neox : {false, true}) {
+      for (bool llama3 : {false, true}) {
+        check_rope(*ops, rng, rep, 32, 8, 128, 0, neox, llama3, DType::kBF16, 19);
+      }
+    }
+    check_rope(*ops, rng, rep, 9, 3, 64, 0, false, false, DType::kBF16, 7);
+    check_rope(*ops, rng, rep, 8, 8, 64, 32, true, false, DType::kF16, 5);
+    check_rope(*ops, rng, rep, 16, 2, 128, 0, true, true, DType::kF16, 33);
+    check_copy_blocks(*ops, rng, rep);
+  } catch (const std::exception& e) {
+    rep.check(false, "exception", e.what());
+  }
+  return rep.finish("kernel_check");
+}
