@@ -204,3 +204,46 @@ TEST_CASE("model: every batching policy serves a burst correctly", "[engine][eng
     CHECK(eventually([&] { return engine->stats().kv_blocks_used == 0; }));
   }
 }
+
+TEST_CASE("model: a shared prefix is served from the cache and changes nothing; greedy logprobs",
+          "[engine][engine_model]") {
+  SKIP_WITHOUT_MODEL();
+  auto engine = create_engine(base_config());
+  // Two full blocks of shared context (>= 32 tokens), then different endings.
+  const std::string shared =
+      "The following is a short list of facts about the solar system, written for children "
+      "who are learning about planets, moons and stars for the very first time at school, "
+      "with one fact on each line. ";
+  auto first = greedy_request(*engine, shared + "Fact one:", 6);
+  auto second = greedy_request(*engine, shared + "Fact two:", 6);
+  REQUIRE(first.prompt.size() >= 34);
+  second.sampling.logprobs = 3;
+  const ChoiceResult a = collect(*engine->submit(first), 1)[0];
+  const ChoiceResult b = collect(*engine->submit(second), 1)[0];
+  CHECK(a.cached_prompt_tokens == 0);
+  CHECK(b.cached_prompt_tokens >= 32);
+  CHECK(b.cached_prompt_tokens % 16 == 0);
+
+  // The same second request on a fresh engine (nothing cached) gives the same tokens.
+  EngineConfig no_cache = base_config();
+  no_cache.enable_prefix_caching = false;
+  auto cold = create_engine(no_cache);
+  const ChoiceResult c = collect(*cold->submit(second), 1)[0];
+  CHECK(c.cached_prompt_tokens == 0);
+  CHECK(b.tokens == c.tokens);
+
+  // Greedy: the chosen token is the best alternative, and logprobs are log-probabilities.
+  REQUIRE(b.logprobs.size() == b.tokens.size());
+  for (size_t i = 0; i < b.logprobs.size(); ++i) {
+    const TokenLogprob& lp = b.logprobs[i];
+    CHECK(lp.token == b.tokens[i]);
+    REQUIRE(lp.top.size() == 3);
+    CHECK(lp.top[0].first == lp.token);
+    CHECK(lp.top[0].second == Approx(lp.logprob));
+    CHECK(lp.logprob <= 0.0f);
+    CHECK(lp.top[1].second <= lp.top[0].second);
+    // Cached and recomputed prefixes give the same log-probabilities.
+    REQUIRE(c.logprobs.size() == b.logprobs.size());
+    CHECK(c.logprobs[i].logprob == Approx(lp.logprob).margin(1e-3));
+  }
+}
