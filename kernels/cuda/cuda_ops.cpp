@@ -170,6 +170,11 @@ void CudaOps::to_host(void* dst, const void* src, size_t bytes) {
 void CudaOps::synchronize() {
   check_cuda(cudaStreamSynchronize(stream_), "synchronize");
 }
+bool CudaOps::memory_info(size_t& free_bytes, size_t& total_bytes) {
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  check_cuda(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+  return true;
+}
 
 Weight CudaOps::upload(const HostTensor& t) {
   Weight w;
