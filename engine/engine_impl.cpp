@@ -195,6 +195,7 @@ void EngineImpl::sweep_requests(Clock::time_point now) {
 std::optional<Clock::time_point> EngineImpl::step() {
   const Clock::time_point now = Clock::now();
   const StepPlan plan = scheduler_.schedule(now);
+  num_waiting_.store(scheduler_.num_waiting(), std::memory_order_release);
   handle_failed(plan);
   preemptions_ += static_cast<int64_t>(plan.preempted.size());
   metrics_.add_preemptions(static_cast<int>(plan.preempted.size()));

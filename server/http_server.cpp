@@ -164,8 +164,9 @@ void HttpServer::Impl::handle_detokenize(const httplib::Request& req, httplib::R
 
 void HttpServer::Impl::handle_health(httplib::Response& res) {
   EngineStats s = engine.stats();
-  // Before the first step, measure from server start: a loop that never steps is stalled too.
-  auto last = s.steps_total > 0 ? s.last_step_end : started;
+  // Idle loops tick too (last_step_end moves without steps); before the very first tick,
+  // measure from server start: a loop that never ticks is stalled as well.
+  auto last = s.last_step_end.time_since_epoch().count() != 0 ? s.last_step_end : started;
   auto age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last).count();
   if (age_ms > options.health_stall_timeout_ms) {
     res.status = 503;
@@ -186,7 +187,7 @@ void HttpServer::Impl::handle_ready(httplib::Response& res) {
 
 void HttpServer::Impl::handle_metrics(httplib::Response& res) {
   EngineStats s = engine.stats();
-  auto last = s.steps_total > 0 ? s.last_step_end : started;
+  auto last = s.last_step_end.time_since_epoch().count() != 0 ? s.last_step_end : started;
   registry
       .gauge("tessera:engine_last_step_age_seconds",
              "Seconds since the engine loop last finished a step (stall detector input).")

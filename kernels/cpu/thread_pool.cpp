@@ -11,13 +11,20 @@ namespace tessera::cpu {
 namespace {
 
 // How long an idle worker spins before sleeping: long enough to bridge the gaps between
-// the ops of one step, short enough not to steal a shared core for long.
-constexpr auto kSpin = std::chrono::microseconds(300);
+// the ops of one step, short enough not to hold a shared core for long.
+constexpr auto kSpin = std::chrono::microseconds(200);
 
 inline void cpu_relax() {
 #if defined(__x86_64__)
   _mm_pause();
 #endif
+}
+
+inline uint32_t gen_of(uint64_t s) {
+  return static_cast<uint32_t>(s >> 32);
+}
+inline uint32_t task_of(uint64_t s) {
+  return static_cast<uint32_t>(s);
 }
 
 }  // namespace
@@ -38,12 +45,22 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::drain() {
-  const auto& fn = *job_;
+void ThreadPool::work(uint32_t gen) {
+  uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
-    const int task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= num_tasks_) break;
-    fn(task);
+    if (gen_of(s) != gen) return;
+    const int n = num_tasks_.load(std::memory_order_relaxed);
+    const uint32_t task = task_of(s);
+    if (task >= static_cast<uint32_t>(n)) return;
+    const auto* fn = job_.load(std::memory_order_relaxed);
+    // The claim succeeds only while the job is still `gen`; until its tasks are all done the
+    // caller cannot publish another, so fn and n read above belong to it.
+    if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel,
+                                     std::memory_order_acquire)) {
+      (*fn)(static_cast<int>(task));
+      done_.fetch_add(1, std::memory_order_acq_rel);
+      s = state_.load(std::memory_order_acquire);
+    }
   }
 }
 
@@ -53,26 +70,25 @@ void ThreadPool::run(int num_tasks, const std::function<void(int)>& fn) {
     for (int t = 0; t < num_tasks; ++t) fn(t);
     return;
   }
-  job_ = &fn;
-  num_tasks_ = num_tasks;
-  next_task_.store(0, std::memory_order_relaxed);
-  busy_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
+  const uint32_t gen = gen_of(state_.load(std::memory_order_relaxed)) + 1;
+  job_.store(&fn, std::memory_order_relaxed);
+  num_tasks_.store(num_tasks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  state_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
   {
     // Taking the lock orders this wake-up after any worker's "about to sleep" check.
     std::lock_guard<std::mutex> lock(mutex_);
     if (sleeping_ > 0) wake_.notify_all();
   }
-  drain();
-  while (busy_workers_.load(std::memory_order_acquire) != 0) cpu_relax();
-  job_ = nullptr;
+  work(gen);
+  while (done_.load(std::memory_order_acquire) != num_tasks) cpu_relax();
 }
 
 void ThreadPool::worker_loop() {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
     const auto spin_until = std::chrono::steady_clock::now() + kSpin;
-    uint64_t gen = generation_.load(std::memory_order_acquire);
+    uint32_t gen = gen_of(state_.load(std::memory_order_acquire));
     int polls = 0;
     while (gen == seen && !stop_.load(std::memory_order_relaxed)) {
       cpu_relax();
@@ -80,16 +96,15 @@ void ThreadPool::worker_loop() {
         std::unique_lock<std::mutex> lock(mutex_);
         ++sleeping_;
         wake_.wait(lock, [&] {
-          return generation_.load(std::memory_order_acquire) != seen || stop_.load();
+          return gen_of(state_.load(std::memory_order_acquire)) != seen || stop_.load();
         });
         --sleeping_;
       }
-      gen = generation_.load(std::memory_order_acquire);
+      gen = gen_of(state_.load(std::memory_order_acquire));
     }
     if (stop_.load()) return;
     seen = gen;
-    drain();
-    busy_workers_.fetch_sub(1, std::memory_order_acq_rel);
+    work(gen);
   }
 }
 

@@ -1,8 +1,10 @@
 #pragma once
-// Persistent worker threads for the CPU backend. run() hands out task indices through an
-// atomic counter (so a slow or descheduled core does not stall the others) and the caller
-// works too. Workers spin briefly between jobs (a decode step issues hundreds of short jobs)
-// and then sleep on a condition variable, so an idle server burns no CPU.
+// Persistent worker threads for the CPU backend. run() publishes a job and the caller works
+// on it too; tasks are claimed one at a time from a counter that also carries the job's
+// generation, so a worker that wakes late (descheduled on a busy machine) can never run a
+// task of a job it did not see, and the caller waits only for tasks actually claimed, never
+// for a worker that has not woken up. Idle workers spin briefly (a decode step issues
+// hundreds of short jobs), then sleep on a condition variable.
 // Not reentrant: one thread calls run() at a time.
 #include <atomic>
 #include <condition_variable>
@@ -27,21 +29,22 @@ class ThreadPool {
 
  private:
   void worker_loop();
-  void drain();
+  // Claims and runs tasks of generation `gen` until none is left.
+  void work(uint32_t gen);
 
   std::vector<std::thread> workers_;
-  const std::function<void(int)>* job_ = nullptr;
-  int num_tasks_ = 0;
-  std::atomic<int> next_task_{0};
-  std::atomic<int> busy_workers_{0};
-  std::atomic<uint64_t> generation_{0};
+  // high 32 bits: job generation; low 32 bits: next task index
+  std::atomic<uint64_t> state_{0};
+  std::atomic<const std::function<void(int)>*> job_{nullptr};
+  std::atomic<int> num_tasks_{0};
+  std::atomic<int> done_{0};
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
   std::condition_variable wake_;
   int sleeping_ = 0;  // guarded by mutex_
 };
 
-// Splits [0, n) into about `parts` contiguous ranges whose starts are multiples of `align`.
+// Splits [0, n) into `parts` contiguous ranges whose starts are multiples of `align`.
 struct Range {
   int64_t begin;
   int64_t end;
