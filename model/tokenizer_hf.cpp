@@ -35,6 +35,21 @@ std::string token_content(const json& v) {
   return {};
 }
 
+// The first object of `type` in a (possibly nested) pre-tokenizer / normalizer spec.
+const json* find_type(const json& node, const std::string& type) {
+  if (node.is_object()) {
+    if (node.value("type", std::string()) == type) return &node;
+    for (const auto& [k, v] : node.items()) {
+      if (const json* hit = find_type(v, type)) return hit;
+    }
+  } else if (node.is_array()) {
+    for (const auto& v : node) {
+      if (const json* hit = find_type(v, type)) return hit;
+    }
+  }
+  return nullptr;
+}
+
 bool json_contains_type(const json& node, const std::string& type) {
   if (node.is_object()) {
     if (node.value("type", std::string()) == type) return true;
@@ -157,9 +172,11 @@ std::shared_ptr<Tokenizer> Tokenizer::from_hf_files(const std::string& tokenizer
       spec.kind = TokenizerKind::kSpmBpe;
       const json norm = root.value("normalizer", json());
       bool prefix = json_contains_type(norm, "Prepend");
-      if (pre.is_object() && json_contains_type(pre, "Metaspace")) {
-        prefix = pre.value("prepend_scheme", std::string("always")) != "never" &&
-                 pre.value("add_prefix_space", true);
+      if (const json* meta = find_type(pre, "Metaspace")) {
+        const std::string scheme = meta->value("prepend_scheme", std::string("always"));
+        prefix = scheme != "never" && meta->value("add_prefix_space", true);
+        spec.space_prefix_first_only = scheme == "first";
+        spec.space_prefix_if_no_space = true;
       }
       spec.add_space_prefix = prefix;
       const bool byte_fallback = model.value("byte_fallback", false);

@@ -371,6 +371,27 @@ def write_spm_gguf(path, tokens, types, scores):
     print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path) / 1024:.0f} KiB)")
 
 
+def metaspace_golden(spm, strings):
+    """The same SPM vocab behind HF's Metaspace pre-tokenizer instead of the Prepend+Replace
+    normalizer ('always' and 'first' prepend schemes differ from it around special tokens and
+    leading spaces). The C++ test makes the same edit to tokenizer_spm.json."""
+    base = json.loads(spm.to_str())
+    cases = ([i for i, s in enumerate(strings) if any(t in s for t in ("<s>", "</s>", "<unk>"))][:80]
+             + list(range(120)) + [i for i, s in enumerate(strings) if s.startswith(" ")][:60])
+    cases = sorted(i for i in set(cases) if len(strings[i]) < 500)
+    out = {"reference": "HF tokenizers, tokenizer_spm.json with normalizer=null and "
+                        "pre_tokenizer=Metaspace(replacement='▁', prepend_scheme=S, split=False)",
+           "cases": cases}
+    for scheme in ("always", "first"):
+        spec = dict(base)
+        spec["normalizer"] = None
+        spec["pre_tokenizer"] = json.loads(pre_tokenizers.Metaspace(
+            replacement="▁", prepend_scheme=scheme, split=False).__getstate__())
+        tok = Tokenizer.from_str(json.dumps(spec))
+        out[scheme] = [tok.encode(strings[i], add_special_tokens=False).ids for i in cases]
+    write_json("tokenizer_spm_metaspace_ids.json", out)
+
+
 def sentencepiece_golden(strings):
     """A BPE model trained by Google's sentencepiece library itself (when installed): its pieces,
     scores and types go into a GGUF `llama` vocab as llama.cpp's converter writes them, and its
@@ -469,6 +490,7 @@ def main():
     write_json("tokenizer_spm_ids.json",
                golden_record(spm, strings, "HF tokenizers BPE with byte_fallback, Prepend+Replace('▁'), "
                              "all mergeable pairs ranked by piece score (HF's Llama-2 conversion)"))
+    metaspace_golden(spm, strings)
     sentencepiece_golden(strings)
 
 
