@@ -1,5 +1,9 @@
 // Tokenizer::from_hf_files: a Hugging Face tokenizer.json (BPE model, byte-level or
 // SentencePiece-style) plus the BOS/EOS rules and chat template of tokenizer_config.json.
+// Supported: BPE models; pre-tokenizers Sequence/Split/ByteLevel/Digits/Metaspace; the
+// Prepend+Replace('▁') normalizer of Llama-2 style files; TemplateProcessing post-processors.
+// Not applied: Unicode normalizers such as Qwen2's NFC (text already in NFC, as clients
+// nearly always send, tokenizes identically; decomposed input may differ from HF).
 #include <filesystem>
 #include <fstream>
 #include <sstream>
