@@ -14,16 +14,16 @@ experiment: run it against a server with and without --no-chunked-prefill.
       --input-len 128 --output-len 32 --request-rate inf --max-concurrency 16
 """
 import argparse
-import asyncio
 import json
 import math
 import random
 import statistics
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
-import httpx
+import requests
 
 
 @dataclass
@@ -50,24 +50,24 @@ def make_prompt(n: int, rng: random.Random) -> list[int]:
     return [rng.randrange(1000, 20000) for _ in range(n)]
 
 
-async def one_request(client: httpx.AsyncClient, url: str, model: str, prompt: list[int],
-                      output_len: int, kind: str, extra: dict) -> Result:
+def one_request(session: requests.Session, url: str, headers: dict, model: str,
+                prompt: list[int], output_len: int, kind: str) -> Result:
+    """One streamed completion; times are taken when each content chunk arrives."""
     res = Result(kind=kind, prompt_len=len(prompt))
     body = {"model": model, "prompt": prompt, "max_tokens": output_len, "temperature": 0,
-            "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True},
-            **extra}
+            "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True}}
     start = time.perf_counter()
     last = start
     try:
-        async with client.stream("POST", url, json=body) as r:
+        with session.post(url, json=body, headers=headers, stream=True, timeout=3600) as r:
             if r.status_code != 200:
-                res.error = f"HTTP {r.status_code}: {(await r.aread())[:200]!r}"
+                res.error = f"HTTP {r.status_code}: {r.text[:200]}"
                 return res
-            async for line in r.aiter_lines():
-                if not line.startswith("data: "):
+            for line in r.iter_lines():
+                if not line.startswith(b"data: "):
                     continue
                 data = line[6:]
-                if data == "[DONE]":
+                if data == b"[DONE]":
                     break
                 chunk = json.loads(data)
                 if chunk.get("usage"):
@@ -81,34 +81,43 @@ async def one_request(client: httpx.AsyncClient, url: str, model: str, prompt: l
                     last = now
         res.latency = time.perf_counter() - start
         res.ok = True
-    except (httpx.HTTPError, json.JSONDecodeError) as e:
+    except (requests.RequestException, json.JSONDecodeError) as e:
         res.error = repr(e)
     return res
 
 
-async def arrivals(n: int, rate: float, rng: random.Random):
-    """Yields n times, spaced by exponential gaps at `rate` req/s (all at once if inf)."""
-    for i in range(n):
-        yield i
-        if rate != math.inf and i + 1 < n:
-            await asyncio.sleep(rng.expovariate(rate))
-
-
-async def run_class(client, url, model, args, kind, n, in_len, out_len, rate, sem, rng, extra):
+def run_class(base_url, headers, model, args, kind, n, in_len, out_len, rate, concurrency,
+              rng) -> list[Result]:
+    """Launches n requests with Poisson gaps at `rate` (all at once if inf), at most
+    `concurrency` in flight (0 = unlimited); returns when all have finished."""
     ins = lengths(in_len, args.random_range_ratio, n, rng)
     outs = lengths(out_len, args.random_range_ratio, n, rng)
     prompts = [make_prompt(k, rng) for k in ins]
-    tasks = []
+    results: list[Result | None] = [None] * n
+    sem = threading.Semaphore(concurrency) if concurrency else None
+    url = base_url + "/v1/completions"
 
-    async def limited(i):
-        if sem is None:
-            return await one_request(client, url, model, prompts[i], outs[i], kind, extra)
-        async with sem:
-            return await one_request(client, url, model, prompts[i], outs[i], kind, extra)
+    def worker(i):
+        session = requests.Session()
+        try:
+            results[i] = one_request(session, url, headers, model, prompts[i], outs[i], kind)
+        finally:
+            session.close()
+            if sem:
+                sem.release()
 
-    async for i in arrivals(n, rate, rng):
-        tasks.append(asyncio.create_task(limited(i)))
-    return await asyncio.gather(*tasks)
+    threads = []
+    for i in range(n):
+        if sem:
+            sem.acquire()
+        t = threading.Thread(target=worker, args=(i,), daemon=True)
+        t.start()
+        threads.append(t)
+        if rate != math.inf and i + 1 < n:
+            time.sleep(rng.expovariate(rate))
+    for t in threads:
+        t.join()
+    return results
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -160,31 +169,41 @@ def print_summary(title: str, s: dict) -> None:
               f"{v['mean']:.1f} / {v['median']:.1f} / {v['p90']:.1f} / {v['p99']:.1f}")
 
 
-async def main_async(args) -> dict:
+def run(args) -> dict:
     rng = random.Random(args.seed)
-    limits = httpx.Limits(max_connections=10000, max_keepalive_connections=10000)
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    async with httpx.AsyncClient(base_url=args.base_url, timeout=httpx.Timeout(None),
-                                 limits=limits, headers=headers) as client:
-        model = args.model or (await client.get("/v1/models")).json()["data"][0]["id"]
-        url = "/v1/completions"
-        if args.warmup:
-            await one_request(client, url, model, make_prompt(8, rng), 4, "warmup", {})
-        sem = asyncio.Semaphore(args.max_concurrency) if args.max_concurrency else None
-        start = time.perf_counter()
-        jobs = [run_class(client, url, model, args, "main", args.num_prompts, args.input_len,
-                          args.output_len, args.request_rate, sem, rng, {})]
-        if args.long_num_prompts:
-            # Background long prompts: their own arrivals, no concurrency cap.
-            jobs.append(run_class(client, url, model, args, "long", args.long_num_prompts,
-                                  args.long_input_len, args.long_output_len, args.long_rate,
-                                  None, random.Random(args.seed + 1), {}))
-        groups = await asyncio.gather(*jobs)
-        duration = time.perf_counter() - start
-    out = {"model": model, "args": vars(args), "main": summarize(groups[0], duration)}
+    base = args.base_url.rstrip("/")
+    model = args.model or requests.get(base + "/v1/models", headers=headers,
+                                       timeout=30).json()["data"][0]["id"]
+    if args.warmup:
+        one_request(requests.Session(), base + "/v1/completions", headers, model,
+                    make_prompt(8, rng), 4, "warmup")
+    groups: dict[str, list[Result]] = {}
+
+    def main_class():
+        groups["main"] = run_class(base, headers, model, args, "main", args.num_prompts,
+                                   args.input_len, args.output_len, args.request_rate,
+                                   args.max_concurrency, rng)
+
+    def long_class():
+        # Background long prompts: their own arrivals, no concurrency cap.
+        groups["long"] = run_class(base, headers, model, args, "long", args.long_num_prompts,
+                                   args.long_input_len, args.long_output_len, args.long_rate,
+                                   0, random.Random(args.seed + 1))
+
+    start = time.perf_counter()
+    jobs = [threading.Thread(target=main_class)]
+    if args.long_num_prompts:
+        jobs.append(threading.Thread(target=long_class))
+    for j in jobs:
+        j.start()
+    for j in jobs:
+        j.join()
+    duration = time.perf_counter() - start
+    out = {"model": model, "args": vars(args), "main": summarize(groups["main"], duration)}
     print_summary("Serving benchmark (main requests)", out["main"])
-    if len(groups) > 1:
-        out["long"] = summarize(groups[1], duration)
+    if "long" in groups:
+        out["long"] = summarize(groups["long"], duration)
         print_summary("Background long prompts", out["long"])
     return out
 
@@ -215,7 +234,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    out = asyncio.run(main_async(args))
+    out = run(args)
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(out, f, indent=2, default=str)

@@ -40,7 +40,9 @@ struct ServeCli {
 template <class T, class F>
 void flag(CLI::App* cmd, ServeCli& cli, const std::string& name, T& target, const std::string& help,
           F apply) {
-  CLI::Option* o = cmd->add_option(name, target, help);
+  // The last occurrence wins, so wrappers can append overrides to a fixed command line.
+  CLI::Option* o =
+      cmd->add_option(name, target, help)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   cli.overrides.emplace_back(o, [&target, apply](ServeConfig& c) { apply(c, target); });
 }
 

@@ -293,6 +293,8 @@ GrpcServer::~GrpcServer() {
 void GrpcServer::start() {
   grpc::ServerBuilder builder;
   const std::string addr = impl_->options.host + ":" + std::to_string(impl_->options.port);
+  // As for HTTP: no SO_REUSEPORT, so a port already in use fails here instead of sharing.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &impl_->bound_port);
   builder.RegisterService(&impl_->service);
   impl_->server = builder.BuildAndStart();

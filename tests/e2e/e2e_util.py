@@ -71,6 +71,15 @@ class Server:
                 return float(line.split()[-1])
         return None
 
+    def wait_metric(self, name: str, value: float, timeout: float = 10.0) -> float | None:
+        """Polls /metrics until `name` equals `value` (gauges refresh once per engine tick)."""
+        deadline = time.time() + timeout
+        v = self.metric(name)
+        while v != value and time.time() < deadline:
+            time.sleep(0.05)
+            v = self.metric(name)
+        return v
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

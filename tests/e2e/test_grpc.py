@@ -1,7 +1,6 @@
 """The gRPC API through a grpcio client generated from proto/ at test time."""
 import importlib
 import sys
-import time
 
 import grpc
 import pytest
@@ -110,7 +109,4 @@ def test_client_cancel_frees_kv(server, stub, pb):
         if got == 3:
             break
     call.cancel()
-    deadline = time.time() + 10
-    while time.time() < deadline and server.metric("tessera:kv_cache_blocks_used") != 0:
-        time.sleep(0.05)
-    assert server.metric("tessera:kv_cache_blocks_used") == 0
+    assert server.wait_metric("tessera:kv_cache_used_blocks", 0) == 0

@@ -34,8 +34,8 @@ def test_metrics_content(server):
     post(server, "/v1/completions", {"prompt": "Hi", "max_tokens": 3})
     text = requests.get(server.url + "/metrics", timeout=10).text
     for name in ["tessera:request_success_total", "tessera:num_requests_waiting",
-                 "tessera:num_requests_running", "tessera:kv_cache_blocks_used",
-                 "tessera:kv_cache_blocks_total", "tessera:kv_cache_usage_ratio",
+                 "tessera:num_requests_running", "tessera:kv_cache_used_blocks",
+                 "tessera:kv_cache_total_blocks", "tessera:kv_cache_usage_ratio",
                  "tessera:prompt_tokens_total", "tessera:generation_tokens_total",
                  "tessera:time_to_first_token_seconds_bucket",
                  "tessera:e2e_request_latency_seconds_count",

@@ -17,7 +17,8 @@ JOBS=$(nproc)
   nvcc --version | tail -1
 } | tee "$OUT/env.txt"
 
-# PCRE2 headers (model/ needs them) may travel as Debian packages in tests/gpu/debs/.
+# PCRE2 headers (model/ needs them) may travel as Debian packages in tests/gpu/debs/ (not in
+# git; fetch with: cd tests/gpu/debs && apt-get download libpcre2-dev libpcre2-8-0).
 if ls tests/gpu/debs/*.deb >/dev/null 2>&1 && ! pkg-config --exists libpcre2-8 2>/dev/null; then
   root=/var/tmp/pcre2root
   mkdir -p $root && for d in tests/gpu/debs/*.deb; do dpkg -x "$d" $root; done
