@@ -6,7 +6,7 @@
 //   tessera:request_success_total{finished_reason}   requests by final status
 //   tessera:num_requests_waiting / _running           gauges, refreshed every step
 //   tessera:num_preemptions_total                     sequences preempted (recompute)
-//   tessera:kv_cache_blocks_used / _total, tessera:kv_cache_usage_ratio
+//   tessera:kv_cache_used_blocks, tessera:kv_cache_total_blocks, tessera:kv_cache_usage_ratio
 //   tessera:prefix_cache_queries_total / _hits_total  in prompt tokens (as vLLM counts)
 //   tessera:prompt_tokens_total, tessera:generation_tokens_total
 //   tessera:time_to_first_token_seconds, tessera:inter_token_latency_seconds,

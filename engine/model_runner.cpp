@@ -8,42 +8,6 @@
 
 namespace tessera {
 
-StepLayout build_step_layout(const StepPlan& plan, int block_size) {
-  StepLayout layout;
-  layout.block_size = block_size;
-  layout.tokens.reserve(static_cast<size_t>(plan.num_tokens));
-  layout.positions.reserve(static_cast<size_t>(plan.num_tokens));
-  layout.slot_mapping.reserve(static_cast<size_t>(plan.num_tokens));
-  layout.query_start.push_back(0);
-  layout.block_table_start.push_back(0);
-  for (const ScheduledSeq& s : plan.seqs) {
-    if (s.num_tokens() <= 0 || static_cast<int>(s.tokens.size()) != s.num_tokens())
-      throw Error(ErrorKind::kInternal, "step plan: sequence " + std::to_string(s.id) +
-                                            " has range [" + std::to_string(s.start) + ", " +
-                                            std::to_string(s.end) + ") but " +
-                                            std::to_string(s.tokens.size()) + " tokens");
-    const auto needed = static_cast<size_t>((s.end + block_size - 1) / block_size);
-    if (s.block_table.size() < needed)
-      throw Error(ErrorKind::kInternal, "step plan: sequence " + std::to_string(s.id) + " needs " +
-                                            std::to_string(needed) + " blocks for " +
-                                            std::to_string(s.end) + " tokens, has " +
-                                            std::to_string(s.block_table.size()));
-    for (int p = s.start; p < s.end; ++p) {
-      layout.tokens.push_back(s.tokens[static_cast<size_t>(p - s.start)]);
-      layout.positions.push_back(p);
-      const BlockId block = s.block_table[static_cast<size_t>(p / block_size)];
-      layout.slot_mapping.push_back(block * block_size + p % block_size);
-    }
-    layout.query_start.push_back(static_cast<int32_t>(layout.tokens.size()));
-    layout.context_len.push_back(s.end);
-    layout.block_tables.insert(layout.block_tables.end(), s.block_table.begin(),
-                               s.block_table.end());
-    layout.block_table_start.push_back(static_cast<int32_t>(layout.block_tables.size()));
-    if (s.sample) layout.logit_rows.push_back(static_cast<int32_t>(layout.tokens.size()) - 1);
-  }
-  return layout;
-}
-
 ModelRunner::ModelRunner(LlamaModel& model, int block_size, const SamplingSource& source)
     : model_(model), block_size_(block_size), source_(source) {}
 

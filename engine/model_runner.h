@@ -11,6 +11,7 @@
 
 #include "engine/request.h"
 #include "engine/sampler.h"
+#include "engine/step_layout.h"
 #include "kernels/ops.h"
 #include "scheduler/scheduler.h"
 
@@ -44,10 +45,6 @@ struct StepOutput {
     return {logits.data() + i * static_cast<size_t>(vocab), static_cast<size_t>(vocab)};
   }
 };
-
-// The backend geometry of a plan. Rows of the sampling sequences reach the LM head, in plan
-// order. Throws Error(kInternal) if a block table is too short for a position.
-StepLayout build_step_layout(const StepPlan& plan, int block_size);
 
 // What the engine loop calls: `out = executor.execute(plan)`. ModelRunner is the real one;
 // tests substitute a scripted executor to drive the loop without a model.

@@ -183,13 +183,14 @@ bool KvCacheManager::allocate_slots(SequenceKv& seq, int start, int end,
   return true;
 }
 
-bool KvCacheManager::allocate_with_prefix(SequenceKv& seq, const PrefixMatch& match, int end) {
+bool KvCacheManager::allocate_with_prefix(SequenceKv& seq, const PrefixMatch& match, int end,
+                                          int keep_free) {
   if (seq.owner_ != this || seq.num_blocks() != 0) {
     throw Error(ErrorKind::kInternal, "allocate_with_prefix: needs an empty handle");
   }
   const int new_blocks =
       std::max(0, blocks_for_tokens(end) - static_cast<int>(match.blocks.size()));
-  if (new_blocks + match.num_evictable > pool_.num_free()) return false;
+  if (new_blocks + match.num_evictable + std::max(0, keep_free) > pool_.num_free()) return false;
   // Revive the hits before allocating, so allocation cannot evict them.
   for (BlockId id : match.blocks) {
     pool_.retain(id);

@@ -137,8 +137,9 @@ class KvCacheManager {
   void release_copy_sources();
   // Tables sharing a block (its ref count less copy pins).
   int num_owners(BlockId id) const;
-  // For an empty seq: adopts the match's blocks, then allocates up to `end`. All or nothing.
-  bool allocate_with_prefix(SequenceKv& seq, const PrefixMatch& match, int end);
+  // For an empty seq: adopts the match's blocks, then allocates up to `end`, leaving at
+  // least `keep_free` blocks free. All or nothing.
+  bool allocate_with_prefix(SequenceKv& seq, const PrefixMatch& match, int end, int keep_free = 0);
 
   // After the backend has written KV for tokens[0, num_computed): keys every newly full
   // block so later prompts can share it. No-op when prefix caching is off.

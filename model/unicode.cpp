@@ -107,8 +107,10 @@ size_t utf8_complete_prefix(std::string_view s) {
       pos += n;
       continue;
     }
-    // Ill-formed only because the input ended: more bytes may still complete it.
-    if (pos + bad == s.size()) return pos;
+    // Ill-formed only because the input ended (a valid lead byte whose sequence runs to the
+    // end): more bytes may still complete it.
+    const auto lead = static_cast<uint8_t>(s[pos]);
+    if (lead >= 0xC2 && lead <= 0xF4 && pos + bad == s.size()) return pos;
     pos += bad;
   }
   return s.size();

@@ -224,7 +224,7 @@ class Scheduler::Pass {
  public:
   Pass(Scheduler& s, TimePoint now) : s_(s), now_(now), budget_(s.config_.max_num_batched_tokens) {}
 
-  void expire_deadlines(StepPlan& plan);
+  void expire_deadlines();
   void sort_waiting();
   void launch_batch();  // run-to-completion policies: waiting -> running as one batch
   void schedule_running();
@@ -243,9 +243,9 @@ class Scheduler::Pass {
   bool ranks_before(const Sequence& a, const Sequence& b) const;
   bool waits_before(const Sequence& a, const Sequence& b) const;
   int chunk_for(int remaining) const;
-  Outcome try_schedule(Sequence& seq);
+  Outcome try_schedule(Sequence& seq, bool joining);
   void add_entry(Sequence& seq, int start, int end, bool is_prefill, std::vector<BlockCopy> copies);
-  SeqId pick_victim(const Sequence& self) const;
+  std::optional<SeqId> pick_victim(const Sequence& self) const;
   void preempt(Sequence& victim);
   void fail(Sequence& seq, FailReason reason, std::string message);
   QueueView view() const;
@@ -258,7 +258,7 @@ class Scheduler::Pass {
   std::vector<SeqId> ranked_;  // running sequences, best first, fixed for the pass
   std::vector<FailedSeq> failed_;
   std::vector<SeqId> preempted_;
-  bool launched_ = false;
+  bool prefill_scheduled_ = false;  // any prefill chunk in this step (even if rolled back)
 };
 
 bool Scheduler::Pass::ranks_before(const Sequence& a, const Sequence& b) const {
@@ -302,13 +302,14 @@ void Scheduler::Pass::fail(Sequence& seq, FailReason reason, std::string message
   auto it = entry_of_.find(id);
   if (it != entry_of_.end() && entries_[it->second].alive) {
     entries_[it->second].alive = false;
-    budget_ += entries_[it->second].seq.num_tokens();
+    budget_ = std::min(s_.config_.max_num_batched_tokens,
+                       budget_ + entries_[it->second].seq.num_tokens());
   }
   erase_id(seq.state == SeqState::kRunning ? s_.running_ : s_.waiting_, id);
   s_.sequences_.erase(id);  // frees its blocks
 }
 
-void Scheduler::Pass::expire_deadlines(StepPlan&) {
+void Scheduler::Pass::expire_deadlines() {
   std::vector<SeqId> expired;
   for (const auto& [id, seq] : s_.sequences_) {
     if (seq->deadline && *seq->deadline <= now_) expired.push_back(id);
@@ -329,6 +330,7 @@ void Scheduler::Pass::sort_waiting() {
 }
 
 void Scheduler::Pass::launch_batch() {
+  if (s_.waiting_.empty()) s_.flush_requested_ = false;  // flush() applies to what waits now
   if (s_.policy_->joins_every_step()) return;
   const int n = s_.policy_->admit_limit(view(), now_);
   if (n <= 0) return;
@@ -339,18 +341,16 @@ void Scheduler::Pass::launch_batch() {
   }
   s_.waiting_.erase(s_.waiting_.begin(), s_.waiting_.begin() + n);
   s_.flush_requested_ = false;
-  launched_ = true;
 }
 
 int Scheduler::Pass::chunk_for(int remaining) const {
   if (budget_ <= 0) return 0;
   if (remaining <= budget_) return remaining;
   if (s_.config_.enable_chunked_prefill) return budget_;
-  // Without chunking a prefill runs whole; one that exceeds the budget may still run alone
-  // (otherwise it could never run).
-  const bool step_empty =
-      std::none_of(entries_.begin(), entries_.end(), [](const Entry& e) { return e.alive; });
-  return step_empty ? remaining : 0;
+  // Without chunking a prefill runs whole. One longer than the whole budget could never run,
+  // so it may overshoot the budget as the step's only prefill (next to the decodes).
+  if (remaining > s_.config_.max_num_batched_tokens && !prefill_scheduled_) return remaining;
+  return 0;
 }
 
 void Scheduler::Pass::add_entry(Sequence& seq, int start, int end, bool is_prefill,
@@ -364,13 +364,15 @@ void Scheduler::Pass::add_entry(Sequence& seq, int start, int end, bool is_prefi
   e.seq.tokens.assign(seq.tokens.begin() + start, seq.tokens.begin() + end);
   e.seq.block_table = seq.kv.blocks();
   e.copies = std::move(copies);
-  budget_ -= end - start;
+  budget_ = std::max(0, budget_ - (end - start));
+  prefill_scheduled_ = prefill_scheduled_ || is_prefill;
   entry_of_[seq.id] = entries_.size();
   entries_.push_back(std::move(e));
 }
 
-// Plans `seq` (running or about to be admitted) for this step, allocating its blocks.
-Scheduler::Pass::Outcome Scheduler::Pass::try_schedule(Sequence& seq) {
+// Plans `seq` for this step, allocating its blocks. `joining`: it is being admitted from
+// the waiting queue (continuous batching) and must leave the admission watermark free.
+Scheduler::Pass::Outcome Scheduler::Pass::try_schedule(Sequence& seq, bool joining) {
   KvCacheManager& kv = s_.kv_;
   if (!seq.started()) {
     // First start or resume after preemption: reuse the longest cached prefix, always
@@ -380,7 +382,13 @@ Scheduler::Pass::Outcome Scheduler::Pass::try_schedule(Sequence& seq) {
     const int chunk = chunk_for(seq.num_tokens() - start);
     if (chunk == 0) return Outcome::kSkipped;
     SequenceKv table = kv.create();
-    if (!kv.allocate_with_prefix(table, match, start + chunk)) return Outcome::kNoBlocks;
+    const int keep_free =
+        joining && !s_.running_.empty()
+            ? static_cast<int>(kv.num_total_blocks() * s_.config_.kv_admission_watermark)
+            : 0;
+    if (!kv.allocate_with_prefix(table, match, start + chunk, keep_free)) {
+      return Outcome::kNoBlocks;
+    }
     seq.kv = std::move(table);
     seq.num_computed = start;
     kv.record_prefix_query(seq.num_tokens(), start);
@@ -399,23 +407,24 @@ Scheduler::Pass::Outcome Scheduler::Pass::try_schedule(Sequence& seq) {
   return Outcome::kScheduled;
 }
 
-// The lowest-ranked running sequence below `self` that holds blocks; -1 if none.
-SeqId Scheduler::Pass::pick_victim(const Sequence& self) const {
+// The lowest-ranked running sequence below `self` that holds blocks, if any.
+std::optional<SeqId> Scheduler::Pass::pick_victim(const Sequence& self) const {
   for (auto it = ranked_.rbegin(); it != ranked_.rend(); ++it) {
-    if (*it == self.id) return -1;
+    if (*it == self.id) return std::nullopt;
     auto found = s_.sequences_.find(*it);
     if (found == s_.sequences_.end()) continue;
     const Sequence& cand = *found->second;
     if (cand.state == SeqState::kRunning && cand.kv.num_blocks() > 0) return cand.id;
   }
-  return -1;
+  return std::nullopt;
 }
 
 void Scheduler::Pass::preempt(Sequence& victim) {
   auto it = entry_of_.find(victim.id);
   if (it != entry_of_.end() && entries_[it->second].alive) {
     entries_[it->second].alive = false;  // its copies die with it
-    budget_ += entries_[it->second].seq.num_tokens();
+    budget_ = std::min(s_.config_.max_num_batched_tokens,
+                       budget_ + entries_[it->second].seq.num_tokens());
   }
   const bool held_kv = victim.started();
   victim.kv = SequenceKv();  // frees the blocks; full computed ones stay in the prefix cache
@@ -444,11 +453,10 @@ void Scheduler::Pass::schedule_running() {
       if (seq.state != SeqState::kRunning || entry_of_.count(id)) continue;
       if (seq.is_decode() != (pass == 0)) continue;
       for (;;) {
-        const Outcome outcome = try_schedule(seq);
+        const Outcome outcome = try_schedule(seq, false);
         if (outcome != Outcome::kNoBlocks) break;
-        const SeqId victim = pick_victim(seq);
-        if (victim >= 0) {
-          preempt(get(victim));
+        if (const std::optional<SeqId> victim = pick_victim(seq)) {
+          preempt(get(*victim));
           continue;
         }
         const int64_t need = s_.kv_.blocks_for_tokens(seq.num_tokens());
@@ -471,7 +479,7 @@ void Scheduler::Pass::admit_waiting() {
   size_t i = 0;
   while (limit > 0 && budget_ > 0 && i < s_.waiting_.size()) {
     Sequence& seq = get(s_.waiting_[i]);
-    const Outcome outcome = try_schedule(seq);
+    const Outcome outcome = try_schedule(seq, true);
     if (outcome == Outcome::kSkipped) break;  // budget: keep the queue order
     if (outcome == Outcome::kNoBlocks) {
       const int64_t need = s_.kv_.blocks_for_tokens(seq.num_tokens());
@@ -511,7 +519,7 @@ StepPlan Scheduler::schedule(TimePoint now) {
   plan.released = std::move(released_);
   released_.clear();
   Pass pass(*this, now);
-  pass.expire_deadlines(plan);
+  pass.expire_deadlines();
   pass.sort_waiting();
   pass.launch_batch();
   pass.schedule_running();

@@ -32,6 +32,9 @@ void SchedulerConfig::validate() const {
           "max_num_batched_tokens must be >= 1, got " + std::to_string(max_num_batched_tokens));
   require(max_waiting >= 1, "max_waiting must be >= 1, got " + std::to_string(max_waiting));
   require(max_model_len >= 0, "max_model_len must be >= 0, got " + std::to_string(max_model_len));
+  require(
+      kv_admission_watermark >= 0.0 && kv_admission_watermark < 1.0,
+      "kv_admission_watermark must be in [0, 1), got " + std::to_string(kv_admission_watermark));
   require(static_batch_size >= 1,
           "static_batch_size must be >= 1, got " + std::to_string(static_batch_size));
   require(static_flush_timeout.count() >= 0, "static_flush_timeout must be >= 0");

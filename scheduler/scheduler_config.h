@@ -19,6 +19,10 @@ struct SchedulerConfig {
   bool enable_chunked_prefill = true;
   int max_waiting = 1024;  // submit() beyond this: kQueueFull (HTTP 429)
   int max_model_len = 0;   // prompt + generated cap; 0 = only the KV capacity
+  // While others run, a waiting sequence joins only if this fraction of the blocks stays
+  // free afterwards, so running sequences can grow without preempting at once (vLLM's
+  // watermark). Rounded down: pools under 1/fraction blocks have none.
+  double kv_admission_watermark = 0.01;
 
   int static_batch_size = 8;                              // static: N
   std::chrono::milliseconds static_flush_timeout{50};     // static: launch partial batch

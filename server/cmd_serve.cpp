@@ -1,12 +1,206 @@
+// `tessera serve`: JSON config + CLI overrides -> engine, HTTP and gRPC frontends; runs until
+// SIGINT/SIGTERM, then stops accepting, cancels what is in flight and stops the engine.
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdlib>
+#include <memory>
+#include <thread>
+
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include "common/error.h"
+#include "common/metrics.h"
+#include "engine/engine.h"
+#include "engine/engine_factory.h"
+#include "model/chat_template.h"
 #include "server/commands.h"
+#include "server/http_server.h"
+#include "server/serve_config.h"
+#ifdef TESSERA_HAVE_GRPC
+#include "server/grpc_server.h"
+#endif
 
 namespace tessera {
+namespace {
 
-// Placeholder until the subcommand lands.
+// Values from the command line; an option counts only when given (count() > 0), so a config
+// file's value is overridden only by flags the user actually typed.
+struct ServeCli {
+  std::string config;
+  std::string model, served_model_name, host, device, policy, api_key, log_level;
+  int port = 0, grpc_port = 0, max_num_seqs = 0, max_num_batched_tokens = 0, num_threads = 0;
+  int max_model_len = 0, static_batch_size = 0, max_waiting = 0, health_stall_timeout_ms = 0;
+  int64_t kv_cache_mb = 0;
+  bool no_chunked_prefill = false, no_prefix_caching = false;
+  std::vector<std::pair<CLI::Option*, std::function<void(ServeConfig&)>>> overrides;
+};
+
+template <class T, class F>
+void flag(CLI::App* cmd, ServeCli& cli, const std::string& name, T& target, const std::string& help,
+          F apply) {
+  // The last occurrence wins, so wrappers can append overrides to a fixed command line.
+  CLI::Option* o =
+      cmd->add_option(name, target, help)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  cli.overrides.emplace_back(o, [&target, apply](ServeConfig& c) { apply(c, target); });
+}
+
+void define_options(CLI::App* cmd, ServeCli& cli) {
+  cmd->add_option("--config", cli.config, "JSON config file (e.g. configs/serve-default.json)");
+  flag(cmd, cli, "--model", cli.model, "Model: .gguf file, HF folder or dummy:<config.json>",
+       [](ServeConfig& c, const std::string& v) { c.engine.model = v; });
+  flag(cmd, cli, "--served-model-name", cli.served_model_name, "Name clients use for the model",
+       [](ServeConfig& c, const std::string& v) { c.engine.served_model_name = v; });
+  flag(cmd, cli, "--host", cli.host, "Bind address (default 127.0.0.1)",
+       [](ServeConfig& c, const std::string& v) { c.http.host = v; });
+  flag(cmd, cli, "--port", cli.port, "HTTP port (default 8000)",
+       [](ServeConfig& c, int v) { c.http.port = v; });
+  flag(cmd, cli, "--grpc-port", cli.grpc_port, "gRPC port (default 50051; 0 disables)",
+       [](ServeConfig& c, int v) { c.grpc_port = v; });
+  flag(cmd, cli, "--device", cli.device, "auto | cpu | cuda",
+       [](ServeConfig& c, const std::string& v) { c.engine.device = v; });
+  flag(cmd, cli, "--policy", cli.policy, "Batching: static | dynamic | continuous",
+       [](ServeConfig& c, const std::string& v) { c.engine.policy = parse_batching_policy(v); });
+  flag(cmd, cli, "--max-num-seqs", cli.max_num_seqs, "Sequences per step at most",
+       [](ServeConfig& c, int v) { c.engine.max_num_seqs = v; });
+  flag(cmd, cli, "--max-num-batched-tokens", cli.max_num_batched_tokens,
+       "Token budget per step (chunked prefill)",
+       [](ServeConfig& c, int v) { c.engine.max_num_batched_tokens = v; });
+  flag(cmd, cli, "--kv-cache-mb", cli.kv_cache_mb, "KV cache budget in MiB (CPU)",
+       [](ServeConfig& c, int64_t v) { c.engine.kv_cache_bytes = v << 20; });
+  flag(cmd, cli, "--max-model-len", cli.max_model_len, "Context length (0: the model's)",
+       [](ServeConfig& c, int v) { c.engine.max_model_len = v; });
+  flag(cmd, cli, "--num-threads", cli.num_threads, "CPU threads (0: all cores)",
+       [](ServeConfig& c, int v) { c.engine.num_threads = v; });
+  flag(cmd, cli, "--static-batch-size", cli.static_batch_size, "Static policy: batch size N",
+       [](ServeConfig& c, int v) { c.engine.static_batch_size = v; });
+  flag(cmd, cli, "--max-waiting", cli.max_waiting, "Waiting-queue bound (beyond: 429)",
+       [](ServeConfig& c, int v) { c.engine.max_waiting = v; });
+  flag(cmd, cli, "--health-stall-timeout-ms", cli.health_stall_timeout_ms,
+       "/health is 503 when the engine loop stalls this long", [](ServeConfig& c, int v) {
+         c.engine.health_stall_timeout_ms = v;
+         c.http.health_stall_timeout_ms = v;
+       });
+  flag(cmd, cli, "--log-level", cli.log_level, "trace | debug | info | warn | error",
+       [](ServeConfig& c, const std::string& v) { c.log_level = v; });
+  CLI::Option* key = cmd->add_option("--api-key", cli.api_key,
+                                     "Require 'Authorization: Bearer KEY' (or TESSERA_API_KEY)");
+  key->envname("TESSERA_API_KEY");
+  cli.overrides.emplace_back(key, [&cli](ServeConfig& c) { c.http.api_key = cli.api_key; });
+  CLI::Option* nc = cmd->add_flag("--no-chunked-prefill", cli.no_chunked_prefill,
+                                  "Prefill whole prompts in one step");
+  cli.overrides.emplace_back(nc, [](ServeConfig& c) { c.engine.enable_chunked_prefill = false; });
+  CLI::Option* np = cmd->add_flag("--no-prefix-caching", cli.no_prefix_caching,
+                                  "Disable sharing of identical prompt prefixes");
+  cli.overrides.emplace_back(np, [](ServeConfig& c) { c.engine.enable_prefix_caching = false; });
+}
+
+// Blocks SIGINT/SIGTERM (and SIGUSR1, our own wake-up at exit) in every thread started after
+// this, so one watcher thread can sigwait them.
+sigset_t block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int run_serve(ServeCli& cli) {
+  ServeConfig cfg;
+  try {
+    if (!cli.config.empty()) load_serve_config_file(cfg, cli.config);
+    for (auto& [opt, apply] : cli.overrides) {
+      if (opt->count() > 0) apply(cfg);
+    }
+    validate_serve_config(cfg);
+    cfg.engine.validate();
+  } catch (const Error& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  sigset_t stop_signals = block_stop_signals();
+
+  std::unique_ptr<Engine> engine;
+  try {
+    engine = create_engine(cfg.engine);
+  } catch (const std::exception& e) {
+    spdlog::error("cannot start the engine: {}", e.what());
+    return 1;
+  }
+  ChatTemplate chat = ChatTemplate::for_tokenizer(engine->tokenizer());
+  if (!chat.recognized()) {
+    spdlog::warn("chat template not recognised; /v1/chat/completions uses plain ChatML");
+  }
+  ChatRenderer render = [chat](const std::vector<ChatMessage>& msgs, bool add_gen) {
+    return chat.apply(msgs, add_gen);
+  };
+
+  metrics::Registry& registry = metrics::default_registry();
+  HttpServer http(*engine, cfg.http, registry, render);
+#ifdef TESSERA_HAVE_GRPC
+  std::unique_ptr<GrpcServer> grpc;
+#endif
+  try {
+    http.bind();
+#ifdef TESSERA_HAVE_GRPC
+    if (cfg.grpc_port > 0) {
+      GrpcOptions g;
+      g.host = cfg.grpc_host.empty() ? cfg.http.host : cfg.grpc_host;
+      g.port = cfg.grpc_port;
+      g.api_key = cfg.http.api_key;
+      g.batching_policy = batching_policy_name(cfg.engine.policy);
+      g.device = cfg.engine.device;
+      g.health_stall_timeout_ms = cfg.http.health_stall_timeout_ms;
+      grpc = std::make_unique<GrpcServer>(*engine, g, registry);
+      grpc->start();
+      spdlog::info("gRPC (tessera.v1.Inference) on {}:{}", g.host, grpc->port());
+    }
+#else
+    if (cfg.grpc_port > 0) spdlog::info("gRPC disabled in this build (TESSERA_GRPC=OFF)");
+#endif
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    engine->stop();
+    return 1;
+  }
+  spdlog::info("serving '{}' on http://{}:{} (policy {}, chat template {}{})", engine->model_name(),
+               cfg.http.host, http.port(), batching_policy_name(cfg.engine.policy), chat.name(),
+               cfg.http.api_key.empty() ? "" : ", API key required");
+
+  std::thread watcher([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (sig == SIGUSR1) return;  // our own wake-up at normal exit
+    spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http.stop();
+  });
+
+  http.run();  // returns after stop(): in-flight handlers have finished
+  pthread_kill(watcher.native_handle(), SIGUSR1);
+  watcher.join();
+#ifdef TESSERA_HAVE_GRPC
+  if (grpc) grpc->stop();
+#endif
+  engine->stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
 void register_serve_command(CLI::App& app) {
-  app.add_subcommand("serve", "(not built yet)");
+  CLI::App* cmd = app.add_subcommand(
+      "serve", "Serve a model over OpenAI-compatible HTTP (SSE), gRPC and /metrics");
+  auto cli = std::make_shared<ServeCli>();
+  define_options(cmd, *cli);
+  cmd->callback([cli] {
+    int rc = run_serve(*cli);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
 }
 
 }  // namespace tessera

@@ -118,7 +118,7 @@ class InferenceService final : public pb::Inference::Service {
                       pb::HealthResponse* resp) override {
     // Health stays open without a key, like HTTP /health (probes carry no credentials).
     EngineStats s = engine_.stats();
-    auto last = s.steps_total > 0 ? s.last_step_end : started_;
+    auto last = s.last_step_end.time_since_epoch().count() != 0 ? s.last_step_end : started_;
     auto age = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last).count();
     resp->set_status(age > options_.health_stall_timeout_ms ? pb::HealthResponse::NOT_SERVING
                                                             : pb::HealthResponse::SERVING);
@@ -293,6 +293,8 @@ GrpcServer::~GrpcServer() {
 void GrpcServer::start() {
   grpc::ServerBuilder builder;
   const std::string addr = impl_->options.host + ":" + std::to_string(impl_->options.port);
+  // As for HTTP: no SO_REUSEPORT, so a port already in use fails here instead of sharing.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &impl_->bound_port);
   builder.RegisterService(&impl_->service);
   impl_->server = builder.BuildAndStart();

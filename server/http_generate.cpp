@@ -157,16 +157,18 @@ void HttpServer::Impl::handle_generate(const httplib::Request& req, httplib::Res
     auto st = std::make_shared<SseState>(group, rc, r.include_usage, r.sampling.n,
                                          std::chrono::milliseconds(options.stream_keepalive_ms),
                                          &stopping);
+    ++active_streams;
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Request-Id", rc.id);
     res.set_chunked_content_provider(
         "text/event-stream", [st](size_t, httplib::DataSink& sink) { return sse_step(*st, sink); },
-        [st](bool) {
+        [st, this](bool) {
           // Runs when the response ends, finished or not: a client that went away cancels.
           if (!st->group->done()) {
             spdlog::info("request {}: client disconnected, cancelling", st->rc.id);
             st->group->cancel();
           }
+          --active_streams;
         });
     return;
   }

@@ -25,8 +25,9 @@ struct HttpServer::Impl {
   int bound_port = -1;
   Clock::time_point started = Clock::now();
   std::atomic<uint64_t> next_id{0};
-  std::string id_salt;                // per process, so ids from restarts do not collide
-  std::atomic<bool> stopping{false};  // set by stop(): in-flight requests are cancelled
+  std::string id_salt;                 // per process, so ids from restarts do not collide
+  std::atomic<bool> stopping{false};   // set by stop(): in-flight requests are cancelled
+  std::atomic<int> active_streams{0};  // SSE responses still being written
 
   ParseContext parse_context() const;
   std::string new_request_id(const char* prefix);

@@ -1,7 +1,10 @@
 #include "server/http_server.h"
 
+#include <sys/socket.h>
+
 #include <csignal>
 #include <random>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -164,8 +167,9 @@ void HttpServer::Impl::handle_detokenize(const httplib::Request& req, httplib::R
 
 void HttpServer::Impl::handle_health(httplib::Response& res) {
   EngineStats s = engine.stats();
-  // Before the first step, measure from server start: a loop that never steps is stalled too.
-  auto last = s.steps_total > 0 ? s.last_step_end : started;
+  // Idle loops tick too (last_step_end moves without steps); before the very first tick,
+  // measure from server start: a loop that never ticks is stalled as well.
+  auto last = s.last_step_end.time_since_epoch().count() != 0 ? s.last_step_end : started;
   auto age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last).count();
   if (age_ms > options.health_stall_timeout_ms) {
     res.status = 503;
@@ -186,7 +190,7 @@ void HttpServer::Impl::handle_ready(httplib::Response& res) {
 
 void HttpServer::Impl::handle_metrics(httplib::Response& res) {
   EngineStats s = engine.stats();
-  auto last = s.steps_total > 0 ? s.last_step_end : started;
+  auto last = s.last_step_end.time_since_epoch().count() != 0 ? s.last_step_end : started;
   registry
       .gauge("tessera:engine_last_step_age_seconds",
              "Seconds since the engine loop last finished a step (stall detector input).")
@@ -202,6 +206,12 @@ HttpServer::HttpServer(Engine& engine, HttpOptions options, metrics::Registry& r
   const int threads = std::max(4, self->options.threads);
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   svr.set_payload_max_length(self->options.max_body_bytes);
+  // httplib's default adds SO_REUSEPORT, which lets a second server bind the same port and
+  // silently take half its connections; a busy port must be an error instead.
+  svr.set_socket_options([](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
 
   svr.set_pre_routing_handler([self](const httplib::Request& req, httplib::Response& res) {
     if (self->options.api_key.empty() || !needs_auth(req.path)) {
@@ -303,6 +313,12 @@ void HttpServer::run() {
 
 void HttpServer::stop() {
   impl_->stopping.store(true);
+  // Streams see `stopping`, cancel their requests and end with a finish chunk and [DONE];
+  // httplib's stop() would cut them mid-chunk, so it waits for them (bounded).
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  while (impl_->active_streams.load() > 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   if (impl_->server.is_running()) impl_->server.stop();
 }
 

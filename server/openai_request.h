@@ -12,15 +12,11 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/request.h"
+#include "model/chat_template.h"
 
 namespace tessera {
 
 class Tokenizer;
-
-struct ChatMessage {
-  std::string role;
-  std::string content;
-};
 
 enum class ApiKind { kCompletion, kChat };
 

@@ -19,8 +19,11 @@ struct AttentionConfig {
   static constexpr int kTile = kKvTile;
   static constexpr int kWarpTokens = kDecode ? kTile / kWarps : kTile;  // tokens per warp
   static constexpr int kStride = D + 8;  // 16-byte row pad: ldmatrix rows hit distinct banks
-  static constexpr int kStages = 2;
-  static constexpr size_t kQBytes = size_t(kRows) * kStride * sizeof(TKV);
+  // Decode streams K/V once: a deeper pipeline keeps more bytes in flight per SM.
+  static constexpr int kStages = kDecode ? 3 : 2;
+  static constexpr int kTableCap = 256;  // block ids staged in shared memory at a time
+  static constexpr size_t kTableBytes = kTableCap * sizeof(int);
+  static constexpr size_t kQBytes = size_t(kRows) * kStride * sizeof(TKV) + kTableBytes;
   static constexpr size_t kKvBytes = size_t(kStages) * 2 * kTile * kStride * sizeof(TKV);
   // The decode merge reuses the K/V buffers for the warps' f32 states.
   static constexpr size_t kMergeBytes = size_t(kWarps) * kRows * (D + 2) * sizeof(float);
@@ -43,9 +46,20 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
   const int table_len = a.block_table_start[item.seq + 1] - a.block_table_start[item.seq];
   const int num_rows = qlen * group;
   const float scale_log2 = a.scale * kLog2e;
+  const int num_tiles =
+      item.kv_end > item.kv_start ? (item.kv_end - item.kv_start + C::kTile - 1) / C::kTile : 0;
+  if (num_tiles == 0 && item.partial >= 0) {
+    // An empty split (graph-stable plans pad short contexts with them): the merge gives it
+    // weight 0 from its log-sum-exp and never reads its output.
+    for (int r = tid; r < C::kRows; r += C::kThreads) {
+      a.partial_lse[(size_t(item.partial) * a.num_kv_heads + kvh) * C::kRows + r] = -INFINITY;
+    }
+    return;
+  }
 
   extern __shared__ __align__(16) uint8_t smem_raw[];
-  TKV* s_q = reinterpret_cast<TKV*>(smem_raw);
+  int* s_table = reinterpret_cast<int*>(smem_raw);
+  TKV* s_q = reinterpret_cast<TKV*>(smem_raw + C::kTableBytes);
   TKV* s_kv = reinterpret_cast<TKV*>(smem_raw + C::kQBytes);
   auto s_k = [&](int stage) { return s_kv + (stage * 2) * C::kTile * C::kStride; };
   auto s_v = [&](int stage) { return s_kv + (stage * 2 + 1) * C::kTile * C::kStride; };
@@ -68,7 +82,20 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
   const TKV* k_pool = static_cast<const TKV*>(a.k_pool);
   const TKV* v_pool = static_cast<const TKV*>(a.v_pool);
   const size_t token_stride = size_t(a.num_kv_heads) * D;
+  // Block ids come from a shared-memory window of the table, refilled every kTableCap
+  // pages, so no cp.async waits on a dependent global load. Called by all threads alike.
+  int table_base = -C::kTableCap;
   auto load_tile = [&](int stage, int tile_start) {
+    const int first_page = tile_start / a.block_size;
+    const int last_page = (tile_start + C::kTile - 1) / a.block_size;
+    if (last_page >= table_base + C::kTableCap) {
+      table_base = first_page;
+      for (int i = tid; i < C::kTableCap; i += C::kThreads) {
+        const int p = table_base + i;
+        s_table[i] = p < table_len ? table[p] : 0;
+      }
+      __syncthreads();
+    }
     TKV* sk = s_k(stage);
     TKV* sv = s_v(stage);
     for (int c = tid; c < C::kTile * (D / 8); c += C::kThreads) {
@@ -76,7 +103,7 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
       const int pos = tile_start + r;
       const int bi = pos / a.block_size;
       const bool valid = pos < item.kv_end && bi < table_len;
-      const int block = valid ? table[bi] : 0;
+      const int block = valid ? s_table[bi - table_base] : 0;
       const size_t off =
           (size_t(block) * a.block_size + (valid ? pos % a.block_size : 0)) * token_stride +
           size_t(kvh) * D + col;
@@ -85,10 +112,11 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
     }
   };
 
-  const int num_tiles =
-      item.kv_end > item.kv_start ? (item.kv_end - item.kv_start + C::kTile - 1) / C::kTile : 0;
-  if (num_tiles > 0) load_tile(0, item.kv_start);
-  cp_async_commit();
+#pragma unroll
+  for (int st = 0; st < C::kStages - 1; ++st) {
+    if (st < num_tiles) load_tile(st, item.kv_start + st * C::kTile);
+    cp_async_commit();
+  }
   __syncthreads();
 
   const int row_base = kDecode ? 0 : warp * 16;              // this warp's 16 rows in the tile
@@ -113,28 +141,43 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
 #pragma unroll
   for (int i = 0; i < D / 8; ++i) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.f;
 
+  // Interior tiles (fully visible to every row of this CTA) skip the mask arithmetic.
+  const int cta_min_qpos = ctx - qlen + item.row_start / group;
   for (int tile = 0; tile < num_tiles; ++tile) {
     const int tile_start = item.kv_start + tile * C::kTile;
-    if (tile + 1 < num_tiles) load_tile((tile + 1) & 1, tile_start + C::kTile);
+    const int ahead = tile + C::kStages - 1;
+    if (ahead < num_tiles) load_tile(ahead % C::kStages, item.kv_start + ahead * C::kTile);
     cp_async_commit();
-    cp_async_wait<1>();
+    cp_async_wait<C::kStages - 1>();
     __syncthreads();
-    const TKV* sk = s_k(tile & 1);
-    const TKV* sv = s_v(tile & 1);
+    const TKV* sk = s_k(tile % C::kStages);
+    const TKV* sv = s_v(tile % C::kStages);
+    const bool interior = a.sliding_window == 0 && tile_start + C::kTile <= item.kv_end &&
+                          tile_start + C::kTile - 1 <= cta_min_qpos;
 
     constexpr int kNT = C::kWarpTokens / 8;  // 8-token accumulator tiles per warp
     float s[kNT][4];
 #pragma unroll
     for (int j = 0; j < kNT; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+    // Fragments for the next k-step are loaded before this step's MMAs (the asm is
+    // volatile, so the compiler would not hoist the shared-memory loads itself).
+    const TKV* k_lane =
+        sk + (tok_base + (lane & 7) + (lane >> 4) * 8) * C::kStride + ((lane >> 3) & 1) * 8;
+    uint32_t kb[2][kNT / 2][4];
+#pragma unroll
+    for (int jp = 0; jp < kNT / 2; ++jp) ldmatrix_x4(kb[0][jp], k_lane + jp * 16 * C::kStride);
 #pragma unroll
     for (int ks = 0; ks < D / 16; ++ks) {
+      if (ks + 1 < D / 16) {
+#pragma unroll
+        for (int jp = 0; jp < kNT / 2; ++jp) {
+          ldmatrix_x4(kb[(ks + 1) & 1][jp], k_lane + jp * 16 * C::kStride + (ks + 1) * 16);
+        }
+      }
 #pragma unroll
       for (int jp = 0; jp < kNT / 2; ++jp) {
-        uint32_t b[4];
-        const int r = tok_base + jp * 16 + (lane & 7) + (lane >> 4) * 8;
-        ldmatrix_x4(b, sk + r * C::kStride + ks * 16 + ((lane >> 3) & 1) * 8);
-        mma_16816<TKV>(s[2 * jp], qf[ks], b[0], b[1]);
-        mma_16816<TKV>(s[2 * jp + 1], qf[ks], b[2], b[3]);
+        mma_16816<TKV>(s[2 * jp], qf[ks], kb[ks & 1][jp][0], kb[ks & 1][jp][1]);
+        mma_16816<TKV>(s[2 * jp + 1], qf[ks], kb[ks & 1][jp][2], kb[ks & 1][jp][3]);
       }
     }
 
@@ -145,10 +188,14 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int h = e >> 1;
-        const int pos = tile_start + tok_base + j * 8 + 2 * t4 + (e & 1);
-        bool ok = row_ok[h] && pos < item.kv_end && pos <= qpos[h];
-        if (a.sliding_window > 0) ok = ok && pos > qpos[h] - a.sliding_window;
-        s[j][e] = ok ? s[j][e] * scale_log2 : -INFINITY;
+        if (interior) {
+          s[j][e] *= scale_log2;
+        } else {
+          const int pos = tile_start + tok_base + j * 8 + 2 * t4 + (e & 1);
+          bool ok = row_ok[h] && pos < item.kv_end && pos <= qpos[h];
+          if (a.sliding_window > 0) ok = ok && pos > qpos[h] - a.sliding_window;
+          s[j][e] = ok ? s[j][e] * scale_log2 : -INFINITY;
+        }
         tile_max[h] = fmaxf(tile_max[h], s[j][e]);
       }
     }
@@ -159,7 +206,7 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
       tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
       const float m_new = fmaxf(m[h], tile_max[h]);
       ref[h] = m_new == -INFINITY ? 0.f : m_new;  // all masked so far: avoid inf - inf
-      rescale[h] = exp2f(m[h] - ref[h]);
+      rescale[h] = fast_exp2(m[h] - ref[h]);
       m[h] = m_new;
       l[h] *= rescale[h];
     }
@@ -172,7 +219,7 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
     for (int j = 0; j < kNT; ++j) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        s[j][e] = exp2f(s[j][e] - ref[e >> 1]);
+        s[j][e] = fast_exp2(s[j][e] - ref[e >> 1]);
         l[e >> 1] += s[j][e];
       }
     }
@@ -184,13 +231,16 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
       p[1] = pack2<TKV>(s[2 * kt][2], s[2 * kt][3]);
       p[2] = pack2<TKV>(s[2 * kt + 1][0], s[2 * kt + 1][1]);
       p[3] = pack2<TKV>(s[2 * kt + 1][2], s[2 * kt + 1][3]);
-      const int r = tok_base + kt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+      const TKV* v_lane = sv +
+                          (tok_base + kt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * C::kStride +
+                          (lane >> 4) * 8;
+      uint32_t vb[2][4];
+      ldmatrix_x4_trans(vb[0], v_lane);
 #pragma unroll
       for (int dp = 0; dp < D / 16; ++dp) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, sv + r * C::kStride + dp * 16 + (lane >> 4) * 8);
-        mma_16816<TKV>(o[2 * dp], p, b[0], b[1]);
-        mma_16816<TKV>(o[2 * dp + 1], p, b[2], b[3]);
+        if (dp + 1 < D / 16) ldmatrix_x4_trans(vb[(dp + 1) & 1], v_lane + (dp + 1) * 16);
+        mma_16816<TKV>(o[2 * dp], p, vb[dp & 1][0], vb[dp & 1][1]);
+        mma_16816<TKV>(o[2 * dp + 1], p, vb[dp & 1][2], vb[dp & 1][3]);
       }
     }
     __syncthreads();  // the next iteration's prefetch overwrites this stage

@@ -25,7 +25,7 @@ struct AttentionPlanOptions {
   int group_size = 1;  // query heads per KV head
   int num_kv_heads = 1;
   int num_sms = 132;
-  int ctas_per_sm = 3;  // occupancy the split count aims to fill
+  int ctas_per_sm = 2;  // resident decode CTAs per SM (3-stage pipeline): one full wave
   int sliding_window = 0;
 };
 

@@ -9,6 +9,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/gemv.h"
 #include "kernels/cuda/host_convert.h"
 
 namespace tessera::cuda {
@@ -168,6 +169,11 @@ void CudaOps::to_host(void* dst, const void* src, size_t bytes) {
 }
 void CudaOps::synchronize() {
   check_cuda(cudaStreamSynchronize(stream_), "synchronize");
+}
+bool CudaOps::memory_info(size_t& free_bytes, size_t& total_bytes) {
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  check_cuda(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+  return true;
 }
 
 Weight CudaOps::upload(const HostTensor& t) {
@@ -376,12 +382,24 @@ void CudaOps::add_rms_norm(void* residual, const void* x, const Weight& gamma, f
 
 void CudaOps::matmul(const void* x, int rows, const Weight& w, void* out) {
   if (w.dtype != DType::kBF16) invalid("matmul: weight must be an uploaded bf16 matrix");
+  if (rows <= kMaxGemvRows && w.cols % 8 == 0) {  // decode: bandwidth-bound weight stream
+    check_launch(launch_gemv(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols),
+                             out, false, stream_),
+                 "gemv");
+    return;
+  }
   gemm_->run(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols), out, false,
              stream_);
 }
 
 void CudaOps::lm_head(const void* x, int rows, const Weight& w, float* logits) {
   if (w.dtype != DType::kBF16) invalid("lm_head: weight must be an uploaded bf16 matrix");
+  if (rows <= kMaxGemvRows && w.cols % 8 == 0) {
+    check_launch(launch_gemv(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols),
+                             logits, true, stream_),
+                 "gemv");
+    return;
+  }
   gemm_->run(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols), logits, true,
              stream_);
 }
@@ -551,8 +569,9 @@ bool CudaOps::graph_replay(uint64_t key) {
 
 bool CudaOps::graph_capture_begin(uint64_t key) {
   if (capturing()) invalid("graph_capture_begin: already capturing");
-  // The plan must be on the device before capture: the graph reads it at replay.
-  if (!plan_uploaded_) return false;
+  // The plan must be on the device before capture (the graph reads it at replay), and one
+  // eager step must have created the RoPE tables (no allocation may happen inside capture).
+  if (!plan_uploaded_ || inv_freq_.empty()) return false;
   check_cuda(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
              "cudaStreamBeginCapture");
   capture_key_ = key;

@@ -131,8 +131,7 @@ std::vector<float> to_f32(const HostTensor& t) {
       const size_t row_bytes = static_cast<size_t>(blocks) * bb;
       for (int64_t r = 0; r < t.rows; ++r) {
         for (int64_t b = 0; b < blocks; ++b) {
-          dequant_block(t.dtype, src + r * row_bytes + b * bb,
-                        out.data() + r * t.cols + b * 32);
+          dequant_block(t.dtype, src + r * row_bytes + b * bb, out.data() + r * t.cols + b * 32);
         }
       }
     }

@@ -103,11 +103,16 @@ __global__ void __launch_bounds__(kThreads)
       const int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
       if (ob > best || (ob == best && oi < best_i)) best = ob, best_i = oi;
     }
-    if (lane == 0) sh.result = best_i == 0x7fffffff ? 0 : best_i;
+    if (lane == 0) {
+      sh.result = best_i == 0x7fffffff ? 0 : best_i;
+      sh.above = best;  // the block-wide max, for every thread's branch below
+    }
   }
   __syncthreads();
   const int argmax = sh.result;
-  if (spec.temperature <= 0.f || spec.top_k == 1 || best == -INFINITY) {
+  // Block-uniform decision: every thread must take the same branch (the scans below use
+  // __syncthreads and every warp's slot).
+  if (spec.temperature <= 0.f || spec.top_k == 1 || sh.above == -INFINITY) {
     if (tid == 0) out[blockIdx.x] = argmax;
     return;
   }

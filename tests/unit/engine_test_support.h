@@ -67,7 +67,8 @@ using Script =
 
 struct ExecutorControl {
   Script script;
-  std::atomic<int> steps{0};
+  std::atomic<int> entered{0};      // execute() calls begun
+  std::atomic<int> steps{0};        // execute() calls past the gate
   std::atomic<int> plan_errors{0};  // plans whose tokens disagreed with the request state
   std::atomic<int32_t> poison{-1};  // a prompt token that makes execute() throw
   std::atomic<int> step_sleep_ms{0};
@@ -90,6 +91,7 @@ class ScriptedExecutor final : public StepExecutor {
       : source_(source), control_(std::move(control)), vocab_(vocab) {}
 
   StepOutput execute(const StepPlan& plan) override {
+    ++control_->entered;
     {
       std::unique_lock lock(control_->mu);
       control_->cv.wait(lock, [&] { return !control_->blocked; });
@@ -174,6 +176,7 @@ struct ChoiceResult {
   std::string error;
   int completion_tokens = 0;
   int prompt_tokens = 0;
+  int cached_prompt_tokens = 0;
   int num_events = 0;
 };
 
@@ -194,6 +197,7 @@ inline std::vector<ChoiceResult> collect(ResultStream& stream, int n,
       c.error = ev->error;
       c.completion_tokens = ev->completion_tokens;
       c.prompt_tokens = ev->prompt_tokens;
+      c.cached_prompt_tokens = ev->cached_prompt_tokens;
     }
   }
   return out;

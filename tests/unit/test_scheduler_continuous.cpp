@@ -67,23 +67,29 @@ TEST_CASE("continuous: without chunking a prefill runs whole or waits", "[schedu
   c.enable_chunked_prefill = false;
   Sim sim(c);
   REQUIRE(sim.submit(1, 10, 3).ok());
-  REQUIRE(sim.submit(2, 40, 1).ok());
-  // 1 fits the budget; 2 does not fit next to it and is not chunked.
+  REQUIRE(sim.submit(2, 12, 1).ok());
+  REQUIRE(sim.submit(3, 40, 1).ok());
+  // 1 fits the budget; 2 (12 > 6 left) is not chunked and waits; so does 3 behind it.
   StepPlan p = sim.step();
   REQUIRE(p.seqs.size() == 1);
   CHECK(p.seqs[0].id == 1);
-  CHECK(sim.waiting() == std::set<SeqId>{2});
-  // Still not alone in the step (1 decodes): 2 waits.
+  CHECK(p.seqs[0].num_tokens() == 10);
+  CHECK(sim.waiting() == std::set<SeqId>{2, 3});
+  // 1 decodes; 2 now fits whole (1 + 12 <= 16); 3 would exceed what is left.
   p = sim.step();
-  REQUIRE(p.seqs.size() == 1);
-  p = sim.step();  // 1 finishes here
-  CHECK(sim.finished.count(1));
-  // Alone, a prompt above the budget runs whole rather than never.
+  REQUIRE(p.seqs.size() == 2);
+  CHECK(p.seqs[1].id == 2);
+  CHECK(p.seqs[1].num_tokens() == 12);
+  CHECK(sim.waiting() == std::set<SeqId>{3});
+  // 3 is longer than any step's budget: it runs whole as the step's only prefill, next to
+  // the decode, rather than never.
   p = sim.step();
-  REQUIRE(p.seqs.size() == 1);
-  CHECK(p.seqs[0].id == 2);
-  CHECK(p.seqs[0].num_tokens() == 40);
-  CHECK(p.seqs[0].sample);
+  REQUIRE(p.seqs.size() == 2);
+  CHECK(p.seqs[0].id == 1);
+  CHECK(p.seqs[1].id == 3);
+  CHECK(p.seqs[1].num_tokens() == 40);
+  CHECK(p.seqs[1].sample);
+  CHECK(p.num_tokens == 41);
 }
 
 TEST_CASE("continuous: max_num_seqs bounds the running set", "[scheduler][continuous]") {

@@ -247,3 +247,26 @@ TEST_CASE("update skips sequences aborted after schedule", "[scheduler][cancel]"
   p = sim.sched.schedule(sim.now);
   CHECK_THROWS_AS(sim.sched.update(p, {}), Error);
 }
+
+TEST_CASE("admission keeps the watermark free while others run", "[scheduler][admission]") {
+  SchedulerConfig c = make_config(PolicyKind::kContinuous, 100);  // 400 tokens
+  c.kv_admission_watermark = 0.1;                                 // 10 blocks
+  c.max_num_batched_tokens = 1000;
+  Sim sim(c);
+  REQUIRE(sim.submit(1, 40, 50).ok());  // 11 blocks
+  sim.step();
+  // 2 would take 80 of the 89 free blocks, leaving 9 < 10: it waits while 1 runs.
+  REQUIRE(sim.submit(2, 318, 1).ok());
+  sim.step();
+  CHECK(sim.waiting() == std::set<SeqId>{2});
+  // 3 alone would fit, but admission is head-of-line: it does not overtake 2.
+  REQUIRE(sim.submit(3, 4, 1).ok());
+  sim.step();
+  CHECK(sim.waiting() == std::set<SeqId>{2, 3});
+  sim.sched.abort(1);
+  // Alone, 2 may use every block.
+  sim.step();
+  CHECK(sim.finished.count(2));
+  sim.step();
+  CHECK(sim.finished.count(3));
+}

@@ -1,0 +1,19 @@
+#pragma once
+// StepPlan (scheduler's view: sequences, token ranges, block tables) -> StepLayout (the
+// backend's view: flat token rows in CSR form over sequences).
+//
+//   plan.seqs:   s0 [start 5, end 8)         s1 [start 12, end 13)  (decode)
+//   tokens:      t5 t6 t7                    t12
+//   positions:   5  6  7                     12
+//   slot:        table0[p / B] * B + p % B   table1[12 / B] * B + 12 % B
+//   query_start: 0 3 4      context_len: 8 13      logit_rows: rows of sampling seqs' last token
+#include "kernels/ops.h"
+#include "scheduler/step_plan.h"
+
+namespace tessera {
+
+// Rows of the sampling sequences reach the LM head, in plan order. Throws Error(kInternal)
+// if a sequence's tokens disagree with its range or its block table is too short.
+StepLayout build_step_layout(const StepPlan& plan, int block_size);
+
+}  // namespace tessera
