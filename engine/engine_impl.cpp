@@ -120,13 +120,21 @@ SeqSampling EngineImpl::sampling_for(SeqId id) const {
 
 void EngineImpl::loop() {
   while (!stop_requested_.load(std::memory_order_acquire)) {
-    admit_inbox();
-    sweep_requests(Clock::now());
     std::optional<Clock::time_point> wait_until;
-    if (scheduler_.has_work()) {
-      wait_until = step();
-    } else {
-      wait_until = Clock::now() + kIdleTick;
+    try {
+      admit_inbox();
+      sweep_requests(Clock::now());
+      if (scheduler_.has_work()) {
+        wait_until = step();
+      } else {
+        wait_until = Clock::now() + kIdleTick;
+      }
+    } catch (const std::exception& e) {
+      // Outside the executor (scheduler or bookkeeping): which requests are involved is
+      // unknown, so every live one fails; the loop itself keeps serving new ones.
+      spdlog::error("engine loop error: {}; failing {} live requests", e.what(), requests_.size());
+      fail_all(std::string("internal error: ") + e.what());
+      wait_until = Clock::now() + std::chrono::milliseconds(10);
     }
     std::erase_if(requests_, [](const auto& kv) {
       return kv.second->num_finished == kv.second->num_choices();
@@ -390,9 +398,19 @@ void EngineImpl::publish_stats(Clock::time_point now) {
   stats_.last_step_end = now;
 }
 
+void EngineImpl::fail_all(const std::string& message) {
+  for (auto& [key, req] : requests_) {
+    try {
+      end_request(*req, FinishReason::kError, message);
+    } catch (const std::exception& e) {
+      spdlog::error("engine: could not end request {}: {}", req->request.id, e.what());
+    }
+  }
+}
+
 void EngineImpl::shutdown_requests() {
   admit_inbox();
-  for (auto& [key, req] : requests_) end_request(*req, FinishReason::kError, "engine stopped");
+  fail_all("engine stopped");
   requests_.clear();
   publish_stats(Clock::now());
 }

@@ -94,6 +94,7 @@ class EngineImpl final : public Engine, private SamplingSource {
   void finish_choice(RequestState& req, ChoiceState& c, FinishReason reason,
                      const std::string& error, GenerationEvent ev);
   void on_request_done(RequestState& req);
+  void fail_all(const std::string& message);
   void publish_stats(Clock::time_point now);
   void wait_for_work(Clock::time_point until);
   void shutdown_requests();

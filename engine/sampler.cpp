@@ -188,10 +188,18 @@ double sample_uniform(uint64_t seed, int64_t output_index) {
 
 SampleResult sample_token(std::span<const float> logits, const SamplingParams& params,
                           const TokenHistory& history, uint64_t seed) {
+  SampleResult result;
+  const bool penalized = params.repetition_penalty != 1.0f || params.presence_penalty != 0.0f ||
+                         params.frequency_penalty != 0.0f;
+  if (params.temperature < kGreedyEpsilon && !penalized) {
+    // The common greedy case reads the row in place: no copy of a 128k-entry vocabulary.
+    result.token = argmax_token(logits);
+    if (params.logprobs >= 0) result.logprob = raw_logprobs(logits, result.token, params.logprobs);
+    return result;
+  }
   std::vector<float> processed(logits.begin(), logits.end());
   apply_penalties(processed, params, history);
 
-  SampleResult result;
   if (params.temperature < kGreedyEpsilon) {
     result.token = argmax_token(processed);
   } else {

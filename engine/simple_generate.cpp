@@ -6,66 +6,10 @@
 #include <string>
 
 #include "common/error.h"
+#include "engine/sampler.h"
 #include "model/llama_model.h"
 
 namespace tessera {
-
-void SamplingOptions::validate() const {
-  if (!(temperature >= 0.0f) || !std::isfinite(temperature)) {
-    throw Error(ErrorKind::kInvalidArgument, "temperature must be a finite number >= 0");
-  }
-  if (top_k < 0) throw Error(ErrorKind::kInvalidArgument, "top_k must be >= 0");
-  if (!(top_p > 0.0f && top_p <= 1.0f)) {
-    throw Error(ErrorKind::kInvalidArgument, "top_p must be in (0, 1]");
-  }
-}
-
-Sampler::Sampler(const SamplingOptions& options) : opt_(options), rng_(options.seed) {
-  opt_.validate();
-}
-
-int32_t Sampler::sample(std::span<const float> logits) {
-  if (logits.empty()) throw Error(ErrorKind::kInternal, "sampling from empty logits");
-  if (opt_.temperature <= 0.0f) {
-    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-  }
-  // Candidates sorted by logit (only the top k when k is set), then softmax at temperature,
-  // then the smallest prefix whose mass reaches top_p.
-  scratch_.resize(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) scratch_[i] = {logits[i], static_cast<int32_t>(i)};
-  size_t n = logits.size();
-  if (opt_.top_k > 0 && static_cast<size_t>(opt_.top_k) < n) n = opt_.top_k;
-  auto greater = [](const auto& a, const auto& b) {
-    return a.first > b.first || (a.first == b.first && a.second < b.second);
-  };
-  std::partial_sort(scratch_.begin(), scratch_.begin() + n, scratch_.end(), greater);
-  const float max = scratch_[0].first;
-  std::vector<double> prob(n);
-  double z = 0.0;
-  for (size_t i = 0; i < n; ++i) {
-    prob[i] = std::exp((static_cast<double>(scratch_[i].first) - max) / opt_.temperature);
-    z += prob[i];
-  }
-  size_t keep = n;
-  if (opt_.top_p < 1.0f) {
-    double mass = 0.0;
-    for (size_t i = 0; i < n; ++i) {
-      mass += prob[i] / z;
-      if (mass >= opt_.top_p) {
-        keep = i + 1;
-        break;
-      }
-    }
-  }
-  double kept_z = 0.0;
-  for (size_t i = 0; i < keep; ++i) kept_z += prob[i];
-  double u = std::uniform_real_distribution<double>(0.0, kept_z)(rng_);
-  for (size_t i = 0; i < keep; ++i) {
-    u -= prob[i];
-    if (u < 0.0) return scratch_[i].second;
-  }
-  return scratch_[keep - 1].second;
-}
 
 SequenceRunner::SequenceRunner(LlamaModel& model, int max_len, int block_size, int prefill_chunk)
     : model_(model), max_len_(max_len), block_size_(block_size), prefill_chunk_(prefill_chunk) {
@@ -116,14 +60,15 @@ GenerateResult simple_generate(LlamaModel& model, std::span<const int32_t> promp
   if (options.max_tokens < 0) throw Error(ErrorKind::kInvalidArgument, "max_tokens must be >= 0");
   using Clock = std::chrono::steady_clock;
   GenerateResult result;
-  Sampler sampler(options.sampling);
+  const uint64_t seed = options.sampling.seed.value_or(0);
   SequenceRunner runner(model, static_cast<int>(prompt.size()) + std::max(1, options.max_tokens));
   const auto t0 = Clock::now();
   std::vector<float> logits = runner.feed(prompt);
   const auto t1 = Clock::now();
   result.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
   for (int i = 0; i < options.max_tokens; ++i) {
-    const int32_t id = sampler.sample(logits);
+    const TokenHistory history{prompt, result.tokens};
+    const int32_t id = sample_token(logits, options.sampling, history, seed).token;
     result.tokens.push_back(id);
     const bool keep_going = !on_token || on_token(id);
     if (std::find(options.stop_ids.begin(), options.stop_ids.end(), id) != options.stop_ids.end()) {

@@ -1,36 +1,19 @@
 #pragma once
 // A plain single-sequence generation loop over LlamaModel: chunked prefill, then one decode
-// step per token, with greedy / temperature / top-k / top-p sampling from a seeded RNG.
+// step per token, sampled by the engine's sampler (greedy / temperature / top-k / top-p,
+// seeded).
 // Used by `tessera generate` and by the forward-pass tests; the serving path uses Engine.
 // Not thread-safe: one caller at a time.
 #include <cstdint>
 #include <functional>
-#include <random>
 #include <span>
 #include <vector>
+
+#include "engine/request.h"
 
 namespace tessera {
 
 class LlamaModel;
-
-struct SamplingOptions {
-  float temperature = 0.0f;  // <= 0: greedy (argmax)
-  int top_k = 0;             // 0: no limit
-  float top_p = 1.0f;        // 1: no nucleus cut
-  uint64_t seed = 0;
-  void validate() const;  // throws Error(kInvalidArgument) naming the bad field
-};
-
-class Sampler {
- public:
-  explicit Sampler(const SamplingOptions& options);
-  int32_t sample(std::span<const float> logits);
-
- private:
-  SamplingOptions opt_;
-  std::mt19937_64 rng_;
-  std::vector<std::pair<float, int32_t>> scratch_;
-};
 
 // One sequence's KV blocks and position: feeds tokens, returns the last position's logits.
 class SequenceRunner {
@@ -53,7 +36,14 @@ class SequenceRunner {
 
 struct GenerateOptions {
   int max_tokens = 256;
-  SamplingOptions sampling;
+  // Greedy unless set; its max_tokens, stop strings and n are not used here.
+  SamplingParams sampling = greedy();
+
+  static SamplingParams greedy() {
+    SamplingParams p;
+    p.temperature = 0.0f;
+    return p;
+  }
   std::vector<int32_t> stop_ids;  // generation ends after emitting one of these
 };
 

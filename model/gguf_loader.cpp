@@ -3,6 +3,7 @@
 #include "model/gguf_config.h"
 #include "model/gguf_file.h"
 #include "model/loader.h"
+#include "model/tokenizer.h"
 
 namespace tessera {
 
@@ -33,7 +34,8 @@ LoadedModel load_gguf_model(const std::string& path) {
     model.weights.tensors.emplace(spec.name, view);
   }
   check_weights(model.config, model.weights, path);
-  // TODO(loaders): model.tokenizer = Tokenizer::from_gguf(*gguf) once the tokenizer is in main.
+  // A GGUF without a vocabulary (test models) still runs on token ids.
+  if (gguf->has("tokenizer.ggml.tokens")) model.tokenizer = Tokenizer::from_gguf(*gguf);
   model.weights.storage.push_back(gguf);  // owns the mmap the views point into
   return model;
 }

@@ -113,6 +113,7 @@ void LlamaModel::init_kv_cache(int num_blocks, int block_size) {
   shape.block_size = block_size;
   shape.num_kv_heads = config_.num_kv_heads;
   shape.head_dim = config_.head_dim;
+  shape.num_heads = config_.num_heads;  // lets a backend plan attention in begin_step
   ops_.init_kv_cache(shape);
   impl_->kv_ready = true;
   impl_->block_size = block_size;
@@ -145,6 +146,31 @@ void LlamaModel::forward(const StepLayout& layout, std::vector<float>& logits) {
   m.logits.resize(ops_, sizeof(float) * std::max(1, num_logits) * c.vocab_size);
 
   ops_.begin_step(layout);
+
+  // Decode-only steps run from a CUDA graph keyed by batch size and buffer addresses (a new
+  // address means a new graph); backends without graphs return false and run the ops below.
+  const bool decode_only = t == layout.num_seqs() && num_logits == t;
+  uint64_t key = static_cast<uint64_t>(t);
+  for (const Buffer* b :
+       {&m.h, &m.xn, &m.q, &m.k, &m.v, &m.attn, &m.proj, &m.gate, &m.up, &m.last, &m.logits}) {
+    key = key * 1000003u ^ reinterpret_cast<uintptr_t>(b->get());
+  }
+  const bool replayed = decode_only && ops_.graph_replay(key);
+  const bool capturing = decode_only && !replayed && ops_.graph_capture_begin(key);
+  logits.resize(static_cast<size_t>(num_logits) * c.vocab_size);
+  if (!replayed) run_step(layout, capturing);
+  if (num_logits == 0) return;
+  ops_.synchronize();
+  ops_.to_host(logits.data(), m.logits.get(), logits.size() * sizeof(float));
+}
+
+// The step's ops after begin_step (graph-capturable: no host synchronization inside).
+void LlamaModel::run_step(const StepLayout& layout, bool capturing) {
+  const ModelConfig& c = config_;
+  Impl& m = *impl_;
+  const int t = layout.num_tokens();
+  const int num_logits = static_cast<int>(layout.logit_rows.size());
+  const int64_t ffn = c.intermediate_size;
   AttentionParams attn;
   attn.num_heads = c.num_heads;
   attn.num_kv_heads = c.num_kv_heads;
@@ -171,12 +197,11 @@ void LlamaModel::forward(const StepLayout& layout, std::vector<float>& logits) {
     pending = m.proj.get();
   }
   ops_.add_rms_norm(m.h.get(), pending, m.output_norm, c.rms_norm_eps, m.xn.get());
-  logits.resize(static_cast<size_t>(num_logits) * c.vocab_size);
-  if (num_logits == 0) return;
-  ops_.gather_logit_rows(m.xn.get(), c.hidden_size, m.last.get());
-  ops_.lm_head(m.last.get(), num_logits, m.output, m.logits.f32());
-  ops_.synchronize();
-  ops_.to_host(logits.data(), m.logits.get(), logits.size() * sizeof(float));
+  if (num_logits > 0) {
+    ops_.gather_logit_rows(m.xn.get(), c.hidden_size, m.last.get());
+    ops_.lm_head(m.last.get(), num_logits, m.output, m.logits.f32());
+  }
+  if (capturing) ops_.graph_capture_end();  // records the step, then runs it once
 }
 
 }  // namespace tessera

@@ -26,6 +26,7 @@ class LlamaModel {
 
  private:
   struct Impl;
+  void run_step(const StepLayout& layout, bool capturing);
   ModelConfig config_;
   Ops& ops_;
   std::unique_ptr<Impl> impl_;

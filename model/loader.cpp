@@ -2,7 +2,7 @@
 #include "model/loader.h"
 
 #include <filesystem>
-#include <regex>
+#include <string_view>
 
 #include "common/error.h"
 
@@ -68,9 +68,21 @@ std::string canonical_weight_name(const std::string& hf_name) {
   if (hf_name == "model.embed_tokens.weight") return "token_embd.weight";
   if (hf_name == "model.norm.weight") return "output_norm.weight";
   if (hf_name == "lm_head.weight") return "output.weight";
-  static const std::regex kLayer(R"(model\.layers\.(\d+)\.(.+)\.weight)");
-  std::smatch m;
-  if (!std::regex_match(hf_name, m, kLayer)) return "";
+  // model.layers.<N>.<part>.weight
+  constexpr std::string_view kPrefix = "model.layers.", kSuffix = ".weight";
+  std::string_view rest(hf_name);
+  if (rest.substr(0, kPrefix.size()) != kPrefix || rest.size() < kPrefix.size() + kSuffix.size() ||
+      rest.substr(rest.size() - kSuffix.size()) != kSuffix) {
+    return "";
+  }
+  rest = rest.substr(kPrefix.size(), rest.size() - kPrefix.size() - kSuffix.size());
+  const size_t dot = rest.find('.');
+  const std::string_view layer = rest.substr(0, dot);
+  if (dot == std::string_view::npos || layer.empty() || layer.size() > 6 ||
+      layer.find_first_not_of("0123456789") != std::string_view::npos) {
+    return "";
+  }
+  const std::string_view part = rest.substr(dot + 1);
   static const std::pair<const char*, const char*> kParts[] = {
       {"input_layernorm", "attn_norm"},    {"self_attn.q_proj", "attn_q"},
       {"self_attn.k_proj", "attn_k"},      {"self_attn.v_proj", "attn_v"},
@@ -79,7 +91,7 @@ std::string canonical_weight_name(const std::string& hf_name) {
       {"mlp.down_proj", "ffn_down"},
   };
   for (const auto& [hf, ours] : kParts) {
-    if (m[2] == hf) return "blk." + m[1].str() + "." + ours + ".weight";
+    if (part == hf) return "blk." + std::string(layer) + "." + ours + ".weight";
   }
   return "";
 }

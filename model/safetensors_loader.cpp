@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "model/loader.h"
 #include "model/safetensors_file.h"
+#include "model/tokenizer.h"
 
 namespace tessera {
 namespace {
@@ -101,8 +102,12 @@ LoadedModel load_hf_model(const std::string& dir_str) {
   // A tied model may still store lm_head (a copy of the embedding); the config decides.
   if (model.config.tied_embeddings) model.weights.tensors.erase("output.weight");
   check_weights(model.config, model.weights, dir_str);
-  // TODO(loaders): model.tokenizer = Tokenizer::from_hf_files(dir/tokenizer.json,
-  // dir/tokenizer_config.json) once the tokenizer is in main.
+  // The tokenizer is optional: a folder of weights alone still runs on token ids.
+  if (fs::exists(dir / "tokenizer.json")) {
+    const fs::path config = dir / "tokenizer_config.json";
+    model.tokenizer = Tokenizer::from_hf_files((dir / "tokenizer.json").string(),
+                                               fs::exists(config) ? config.string() : "");
+  }
   return model;
 }
 

@@ -17,6 +17,7 @@ std::vector<std::string> decode_vocab(const TokenizerSpec& spec) {
   std::vector<std::string> out(spec.tokens.size());
   for (size_t i = 0; i < spec.tokens.size(); ++i) {
     const bool literal = !spec.types.empty() && (spec.types[i] == TokenType::kControl ||
+                                                 spec.types[i] == TokenType::kUnknown ||
                                                  spec.types[i] == TokenType::kUserDefined);
     if (literal || !byte_level_decode(spec.tokens[i], &out[i])) out[i] = spec.tokens[i];
   }

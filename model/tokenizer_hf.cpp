@@ -1,5 +1,6 @@
 // Tokenizer::from_hf_files: a Hugging Face tokenizer.json (BPE model, byte-level or
 // SentencePiece-style) plus the BOS/EOS rules and chat template of tokenizer_config.json.
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -211,6 +212,17 @@ std::shared_ptr<Tokenizer> Tokenizer::from_hf_files(const std::string& tokenizer
         if (t.value("name", std::string()) == "default")
           spec.chat_template = t.value("template", std::string());
       }
+    }
+  }
+  if (spec.chat_template.empty()) {
+    // transformers 5 saves the template beside tokenizer.json as chat_template.jinja.
+    const auto jinja =
+        std::filesystem::path(tokenizer_json_path).parent_path() / "chat_template.jinja";
+    std::ifstream in(jinja, std::ios::binary);
+    if (in) {
+      std::stringstream buf;
+      buf << in.rdbuf();
+      spec.chat_template = buf.str();
     }
   }
   return make_tokenizer(std::move(spec));

@@ -54,8 +54,10 @@ VocabTokenizer::VocabTokenizer(const TokenizerSpec& spec, std::vector<std::strin
   } else {
     for (size_t i = 0; i < n; ++i) {
       const TokenType t = types_[i];
-      if (t == TokenType::kControl || t == TokenType::kUserDefined) {
-        added_.add(AddedToken{decoded_[i], static_cast<int32_t>(i), t == TokenType::kControl});
+      // <unk> is matched too (as llama.cpp and HF, which list it among the special tokens).
+      const bool special = t == TokenType::kControl || t == TokenType::kUnknown;
+      if (special || t == TokenType::kUserDefined) {
+        added_.add(AddedToken{decoded_[i], static_cast<int32_t>(i), special});
       }
     }
   }

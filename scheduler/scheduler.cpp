@@ -245,7 +245,7 @@ class Scheduler::Pass {
   int chunk_for(int remaining) const;
   Outcome try_schedule(Sequence& seq, bool joining);
   void add_entry(Sequence& seq, int start, int end, bool is_prefill, std::vector<BlockCopy> copies);
-  SeqId pick_victim(const Sequence& self) const;
+  std::optional<SeqId> pick_victim(const Sequence& self) const;
   void preempt(Sequence& victim);
   void fail(Sequence& seq, FailReason reason, std::string message);
   QueueView view() const;
@@ -330,6 +330,7 @@ void Scheduler::Pass::sort_waiting() {
 }
 
 void Scheduler::Pass::launch_batch() {
+  if (s_.waiting_.empty()) s_.flush_requested_ = false;  // flush() applies to what waits now
   if (s_.policy_->joins_every_step()) return;
   const int n = s_.policy_->admit_limit(view(), now_);
   if (n <= 0) return;
@@ -406,16 +407,16 @@ Scheduler::Pass::Outcome Scheduler::Pass::try_schedule(Sequence& seq, bool joini
   return Outcome::kScheduled;
 }
 
-// The lowest-ranked running sequence below `self` that holds blocks; -1 if none.
-SeqId Scheduler::Pass::pick_victim(const Sequence& self) const {
+// The lowest-ranked running sequence below `self` that holds blocks, if any.
+std::optional<SeqId> Scheduler::Pass::pick_victim(const Sequence& self) const {
   for (auto it = ranked_.rbegin(); it != ranked_.rend(); ++it) {
-    if (*it == self.id) return -1;
+    if (*it == self.id) return std::nullopt;
     auto found = s_.sequences_.find(*it);
     if (found == s_.sequences_.end()) continue;
     const Sequence& cand = *found->second;
     if (cand.state == SeqState::kRunning && cand.kv.num_blocks() > 0) return cand.id;
   }
-  return -1;
+  return std::nullopt;
 }
 
 void Scheduler::Pass::preempt(Sequence& victim) {
@@ -454,9 +455,8 @@ void Scheduler::Pass::schedule_running() {
       for (;;) {
         const Outcome outcome = try_schedule(seq, false);
         if (outcome != Outcome::kNoBlocks) break;
-        const SeqId victim = pick_victim(seq);
-        if (victim >= 0) {
-          preempt(get(victim));
+        if (const std::optional<SeqId> victim = pick_victim(seq)) {
+          preempt(get(*victim));
           continue;
         }
         const int64_t need = s_.kv_.blocks_for_tokens(seq.num_tokens());

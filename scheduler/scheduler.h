@@ -120,7 +120,8 @@ class Scheduler {
   // token `first_token`. Throws Error(kInvalidArgument) if parent is not in that state or
   // child is taken.
   void fork(SeqId parent, SeqId child, int32_t first_token);
-  // Static policy: launch a partial batch at the next schedule().
+  // Static policy: launch a partial batch at the next schedule() (no effect on an empty
+  // queue; a batch still running finishes first).
   void flush() { flush_requested_ = true; }
 
   StepPlan schedule(std::chrono::steady_clock::time_point now);

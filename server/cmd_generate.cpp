@@ -1,12 +1,137 @@
+// `tessera generate`: load a model, run one prompt through simple_generate and stream the
+// completion to stdout; timing goes to stderr.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "common/error.h"
+#include "engine/simple_generate.h"
+#include "kernels/ops.h"
+#include "model/gguf_file.h"
+#include "model/llama_model.h"
+#include "model/tokenizer.h"
+#include "model/weights.h"
 #include "server/commands.h"
 
 namespace tessera {
+namespace {
 
-// Placeholder until the subcommand lands.
+struct GenerateArgs {
+  std::string model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  std::string prompt;
+  bool chat = false;
+  std::string system = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
+  int max_tokens = 256;
+  float temperature = 0.0f;
+  int top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+  std::string device = "auto";
+  int threads = 0;
+};
+
+// ChatML, the format of SmolLM2 / Qwen2 instruct models (used until the model's own chat
+// template is rendered here).
+std::string chatml(const std::string& system, const std::string& user) {
+  std::string s;
+  if (!system.empty()) s += "<|im_start|>system\n" + system + "<|im_end|>\n";
+  s += "<|im_start|>user\n" + user + "<|im_end|>\n<|im_start|>assistant\n";
+  return s;
+}
+
+std::unique_ptr<Ops> make_ops(const GenerateArgs& a) {
+  if (a.device == "cpu") return make_cpu_ops(a.threads);
+  if (a.device == "cuda") return make_cuda_ops(0);
+  if (a.device == "auto") return cuda_available() ? make_cuda_ops(0) : make_cpu_ops(a.threads);
+  throw Error(ErrorKind::kInvalidArgument, "--device must be auto, cpu or cuda");
+}
+
+void run_generate(const GenerateArgs& a) {
+  LoadedModel loaded = load_model(a.model);
+  if (!loaded.tokenizer && a.model.ends_with(".gguf")) {
+    // Loaders that do not attach the vocabulary yet: read it from the file directly.
+    loaded.tokenizer = Tokenizer::from_gguf(*GgufFile::open(a.model));
+  }
+  if (!loaded.tokenizer) {
+    throw Error(ErrorKind::kInvalidArgument, "model '" + a.model + "' has no tokenizer");
+  }
+  const Tokenizer& tok = *loaded.tokenizer;
+  auto ops = make_ops(a);
+  LlamaModel model(loaded.config, loaded.weights, *ops);
+
+  const std::string text = a.chat ? chatml(a.system, a.prompt) : a.prompt;
+  const std::vector<int32_t> ids =
+      tok.encode(text, /*add_special=*/!a.chat, /*parse_special=*/a.chat);
+  GenerateOptions opt;
+  opt.max_tokens = a.max_tokens;
+  opt.sampling.temperature = a.temperature;
+  opt.sampling.top_k = a.top_k;
+  opt.sampling.top_p = a.top_p;
+  opt.sampling.seed = a.seed;
+  opt.stop_ids = tok.stop_ids();
+  if (tok.eos_id() >= 0) opt.stop_ids.push_back(tok.eos_id());
+
+  IncrementalDecoder decoder(tok, /*skip_special=*/true);
+  if (!a.chat) std::cout << a.prompt << std::flush;
+  const GenerateResult r = simple_generate(model, ids, opt, [&](int32_t id) {
+    std::cout << decoder.push(id) << std::flush;
+    return true;
+  });
+  std::cout << decoder.flush() << std::endl;
+
+  const int decoded = static_cast<int>(r.tokens.size()) - 1;  // the first comes from prefill
+  std::fprintf(stderr,
+               "[%s] prompt %zu tokens in %.3f s (%.1f tok/s); generated %zu tokens, decode %.1f "
+               "tok/s%s\n",
+               ops->name().c_str(), ids.size(), r.prefill_seconds,
+               ids.size() / std::max(r.prefill_seconds, 1e-9), r.tokens.size(),
+               decoded > 0 ? decoded / std::max(r.decode_seconds, 1e-9) : 0.0,
+               r.stopped ? " (stopped at end of turn)" : "");
+}
+
+}  // namespace
+
 void register_generate_command(CLI::App& app) {
-  app.add_subcommand("generate", "(not built yet)");
+  auto args = std::make_shared<GenerateArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "generate", "Complete one prompt with a local model and stream the text to stdout");
+  cmd->add_option("--model,-m", args->model, "GGUF file or Hugging Face folder")
+      ->capture_default_str();
+  cmd->add_option("--prompt,-p", args->prompt, "text to complete (or the user turn with --chat)")
+      ->required();
+  cmd->add_flag("--chat", args->chat, "wrap the prompt in the model's chat format (ChatML)");
+  cmd->add_option("--system", args->system, "system message used with --chat")
+      ->capture_default_str();
+  cmd->add_option("--max-tokens,-n", args->max_tokens, "tokens to generate at most")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--temperature,-t", args->temperature, "0 = greedy")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-k", args->top_k, "keep the k most likely tokens (0 = all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top-p", args->top_p, "nucleus sampling mass in (0, 1]")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 1.0f));
+  cmd->add_option("--seed", args->seed, "sampling seed")->capture_default_str();
+  cmd->add_option("--device", args->device, "auto, cpu or cuda")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->callback([args] {
+    try {
+      run_generate(*args);
+    } catch (const Error& e) {
+      std::cerr << "error: " << e.what() << "\n";
+      throw CLI::RuntimeError(1);
+    }
+  });
 }
 
 }  // namespace tessera

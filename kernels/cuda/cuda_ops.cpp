@@ -170,6 +170,11 @@ void CudaOps::to_host(void* dst, const void* src, size_t bytes) {
 void CudaOps::synchronize() {
   check_cuda(cudaStreamSynchronize(stream_), "synchronize");
 }
+bool CudaOps::memory_info(size_t& free_bytes, size_t& total_bytes) {
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  check_cuda(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+  return true;
+}
 
 Weight CudaOps::upload(const HostTensor& t) {
   Weight w;
@@ -564,8 +569,9 @@ bool CudaOps::graph_replay(uint64_t key) {
 
 bool CudaOps::graph_capture_begin(uint64_t key) {
   if (capturing()) invalid("graph_capture_begin: already capturing");
-  // The plan must be on the device before capture: the graph reads it at replay.
-  if (!plan_uploaded_) return false;
+  // The plan must be on the device before capture (the graph reads it at replay), and one
+  // eager step must have created the RoPE tables (no allocation may happen inside capture).
+  if (!plan_uploaded_ || inv_freq_.empty()) return false;
   check_cuda(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
              "cudaStreamBeginCapture");
   capture_key_ = key;

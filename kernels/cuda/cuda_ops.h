@@ -46,6 +46,7 @@ class CudaOps final : public Ops {
   void to_device(void* dst, const void* src, size_t bytes) override;
   void to_host(void* dst, const void* src, size_t bytes) override;
   void synchronize() override;
+  bool memory_info(size_t& free_bytes, size_t& total_bytes) override;
 
   Weight upload(const HostTensor& tensor) override;
 

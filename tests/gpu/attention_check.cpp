@@ -151,6 +151,17 @@ void check_graph_replay(Ops& ops, Rng& rng, Report& rep) {
   const float scale = 1.0f / std::sqrt(float(head_dim));
   AttentionParams attn{heads, kv_heads, head_dim, scale, 0};
   ops.begin_step(first);
+  // One eager RoPE step (as a prefill would do) creates the RoPE table before any capture;
+  // it writes layer 1, so layer 0's cache stays as the reference has it.
+  {
+    RopeConfig rope;
+    Bf16Data k = random_bf16(rng, size_t(ones.size()) * kv_heads * head_dim);
+    DevBuf dqr(ops, q1.bits.size() * 2), dk(ops, k.bits.size() * 2), dv(ops, k.bits.size() * 2);
+    dqr.upload(q1.bits);
+    dk.upload(k.bits);
+    dv.upload(k.bits);
+    ops.rope_store_kv(dqr.get(), dk.get(), dv.get(), 1, attn, rope);
+  }
   dq.upload(q1.bits);
   const bool began = ops.graph_capture_begin(42);
   ops.paged_attention(dq.get(), 0, attn, out.get());

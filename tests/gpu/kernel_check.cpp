@@ -332,6 +332,11 @@ int main() {
     check_matmul(*ops, rng, rep, 13, 576, 576, false, DType::kQ8_0);
     check_matmul(*ops, rng, rep, 3, 49152, 576, true, DType::kBF16);
     check_matmul(*ops, rng, rep, 1, 32000, 1024, true, DType::kBF16);
+    // Row counts on both sides of the GEMV / cuBLASLt switch (8 / 9), both output types.
+    check_matmul(*ops, rng, rep, 8, 2048, 4096, false, DType::kBF16);
+    check_matmul(*ops, rng, rep, 9, 2048, 4096, false, DType::kBF16);
+    check_matmul(*ops, rng, rep, 8, 4096, 576, true, DType::kBF16);
+    check_matmul(*ops, rng, rep, 20, 4096, 576, true, DType::kBF16);
     check_silu(*ops, rng, rep, 9);
     check_silu(*ops, rng, rep, 1000003);
     check_gather(*ops, rng, rep);

@@ -17,6 +17,22 @@ JOBS=$(nproc)
   nvcc --version | tail -1
 } | tee "$OUT/env.txt"
 
+# PCRE2 headers (model/ needs them) may travel as Debian packages in tests/gpu/debs/ (not in
+# git; fetch with: cd tests/gpu/debs && apt-get download libpcre2-dev libpcre2-8-0).
+if ls tests/gpu/debs/*.deb >/dev/null 2>&1 && ! pkg-config --exists libpcre2-8 2>/dev/null; then
+  root=/var/tmp/pcre2root
+  mkdir -p $root && for d in tests/gpu/debs/*.deb; do dpkg -x "$d" $root; done
+  for pc in $root/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc; do
+    sed -i "s|^prefix=.*|prefix=$root/usr|" "$pc"
+  done
+  export PKG_CONFIG_PATH=$root/usr/lib/x86_64-linux-gnu/pkgconfig
+  export LD_LIBRARY_PATH=$root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
+MODE=${1:-}
+if [ "$MODE" = "--model-only" ]; then
+  TARGETS="gpu_model_check"
+fi
+
 if [ ! -f "$BUILD/build.ninja" ]; then
   if ! cmake -S . -B "$BUILD" -G Ninja -DTESSERA_GRPC=OFF -DTESSERA_CUDA=ON \
       -DCMAKE_BUILD_TYPE=Release >"$OUT/configure.log" 2>&1; then
@@ -27,18 +43,26 @@ if [ ! -f "$BUILD/build.ninja" ]; then
       || { echo "FAIL configure"; tail -30 "$OUT/configure.log"; exit 1; }
   fi
 fi
+# The model check is built when the build defines it (model/ and its forward pass present).
+if ninja -C "$BUILD" -t targets all 2>/dev/null | grep -q "^gpu_model_check:"; then
+  [ "$MODE" = "--model-only" ] || TARGETS="$TARGETS gpu_model_check"
+elif [ "$MODE" = "--model-only" ]; then
+  echo "SKIP whole-model check: this build has no gpu_model_check"; exit 0
+fi
 if ! ninja -C "$BUILD" -j"$JOBS" $TARGETS >"$OUT/build.log" 2>&1; then
   echo "FAIL build"; grep -E "error|FAILED" "$OUT/build.log" | head -40; exit 1
 fi
 bin() { find "$BUILD" -name "$1" -type f -perm -u+x | head -1; }
 
 status=0
-for check in gpu_kernel_check gpu_attention_check gpu_sampling_check; do
+CHECKS="gpu_kernel_check gpu_attention_check gpu_sampling_check"
+[ "$MODE" = "--model-only" ] && CHECKS=""
+for check in $CHECKS; do
   echo "== $check"
   "$(bin $check)" 2>&1 | tee "$OUT/$check.log" | grep -E "^(FAIL|SUMMARY)"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
-if [ -x "$(bin gpu_model_check)" ] && [ -f models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
+if [ -n "$(bin gpu_model_check)" ] && [ -f models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
   echo "== gpu_model_check"
   "$(bin gpu_model_check)" models/SmolLM2-135M-Instruct.Q4_1.gguf 2>&1 | tee "$OUT/gpu_model_check.log" \
     | grep -E "^(FAIL|PASS|SUMMARY)"
@@ -47,7 +71,7 @@ else
   echo "SKIP whole-model check (needs gpu_model_check and the default model)"
 fi
 echo "GPU checks: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
-if [ "${1:-}" != "--checks-only" ]; then
+if [ "$MODE" != "--checks-only" ] && [ "$MODE" != "--model-only" ]; then
   BUILD="$BUILD" OUT="$OUT" bash bench/run_gpu.sh "${@}"
 fi
 exit $status

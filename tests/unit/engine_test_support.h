@@ -176,6 +176,7 @@ struct ChoiceResult {
   std::string error;
   int completion_tokens = 0;
   int prompt_tokens = 0;
+  int cached_prompt_tokens = 0;
   int num_events = 0;
 };
 
@@ -196,6 +197,7 @@ inline std::vector<ChoiceResult> collect(ResultStream& stream, int n,
       c.error = ev->error;
       c.completion_tokens = ev->completion_tokens;
       c.prompt_tokens = ev->prompt_tokens;
+      c.cached_prompt_tokens = ev->cached_prompt_tokens;
     }
   }
   return out;

@@ -9,6 +9,7 @@
 
 #include "model/dequant.h"
 #include "model/loader.h"
+#include "model/tokenizer.h"
 #include "model/weights.h"
 
 namespace {
@@ -80,5 +81,18 @@ TEST_CASE("loader: GGUF and converted HF folder hold the same weights", "[loader
     REQUIRE(mismatches == 0);
   }
   CHECK(compared == g.config.num_parameters());
+
+  // Both tokenizers (GGUF vocab with pre = smollm; tokenizer.json with Digits + ByteLevel)
+  // give the same ids, digits split one by one.
+  REQUIRE(g.tokenizer != nullptr);
+  REQUIRE(h.tokenizer != nullptr);
+  CHECK(g.tokenizer->eos_id() == h.tokenizer->eos_id());
+  for (const char* text : {"Hello world! 12345 apples", "<|im_start|>user\nHi<|im_end|>",
+                           "  tabs\tand   spaces 3.14159", "caf\xc3\xa9 \xf0\x9f\x98\x80"}) {
+    INFO(text);
+    CHECK(g.tokenizer->encode(text, false, true) == h.tokenizer->encode(text, false, true));
+  }
+  const auto digits = h.tokenizer->encode("2024", false, false);
+  CHECK(digits.size() == 4);
   WARN("compared " << compared << " weights, max |gguf - hf| = " << max_abs);
 }

@@ -13,6 +13,7 @@
 #include "model/gguf_writer.h"
 #include "model/loader.h"
 #include "model/safetensors_file.h"
+#include "model/tokenizer.h"
 #include "model/weights.h"
 
 namespace fs = std::filesystem;
@@ -192,6 +193,9 @@ TEST_CASE("loader: default GGUF", "[loader]") {
   CHECK_FALSE(m.weights.has("output.weight"));
   CHECK_FALSE(m.weights.storage.empty());
   CHECK_THROWS_WITH(m.weights.get("nope"), Catch::Contains("nope"));
+  REQUIRE(m.tokenizer != nullptr);
+  CHECK(m.tokenizer->vocab_size() == 49152);
+  CHECK(m.tokenizer->token_id("<|im_end|>") == 2);
 }
 
 TEST_CASE("loader: tiny GGUF in every supported type", "[loader]") {
@@ -207,6 +211,7 @@ TEST_CASE("loader: tiny GGUF in every supported type", "[loader]") {
     CHECK(m.config.vocab_size == 64);
     CHECK(m.config.head_dim == 8);
     CHECK(m.config.tied_embeddings);
+    CHECK(m.tokenizer == nullptr);  // no tokenizer.ggml.* metadata
     const auto& q = m.weights.get("blk.1.attn_q.weight");
     CHECK(q.dtype == dtype);
     CHECK(q.rows == 32);

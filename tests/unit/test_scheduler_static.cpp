@@ -50,3 +50,18 @@ TEST_CASE("static: a batch takes the best N by priority", "[scheduler][static]")
   CHECK(launched == std::set<SeqId>{2, 3});
   CHECK(sim.waiting() == std::set<SeqId>{1});
 }
+
+TEST_CASE("static: flush() on an empty queue does not launch a later arrival alone",
+          "[scheduler][static]") {
+  SchedulerConfig c = make_config(PolicyKind::kStatic, 32);
+  c.static_batch_size = 2;
+  Sim sim(c);
+  sim.sched.flush();
+  sim.step();
+  REQUIRE(sim.submit(1, 4, 1).ok());
+  sim.step();
+  CHECK(sim.waiting() == std::set<SeqId>{1});
+  sim.sched.flush();
+  sim.step();
+  CHECK(sim.finished.count(1));
+}

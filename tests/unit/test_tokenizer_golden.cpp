@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "model/tokenizer.h"
+#include "tests/unit/test_tokenizer_golden_check.h"
 
 namespace {
 
@@ -56,8 +57,11 @@ std::string cat(const Args&... args) {
   return s.str();
 }
 
+}  // namespace
+
 // Compares every golden case; reports the count and the first mismatches.
-void check_golden(const Tokenizer& tok, const std::string& ids_file, const std::string& label) {
+void tessera::test::check_golden(const Tokenizer& tok, const std::string& ids_file,
+                                 const std::string& label) {
   const json strings_doc = load_json(kGolden + "tokenizer_strings.json");
   const auto strings = strings_doc.at("strings").get<std::vector<std::string>>();
   const json golden = load_json(kGolden + ids_file);
@@ -122,7 +126,7 @@ void check_golden(const Tokenizer& tok, const std::string& ids_file, const std::
   CHECK(decode_mismatch == 0);
 }
 
-}  // namespace
+using tessera::test::check_golden;
 
 TEST_CASE("SmolLM2 reference tokenizer.json loads and matches", "[tokenizer][golden]") {
   const std::string path = kModels + "smollm2-reference-tokenizer.json";
