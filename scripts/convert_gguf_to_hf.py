@@ -36,7 +36,12 @@ def main():
     gguf_dir, gguf_name = os.path.split(os.path.abspath(args.gguf))
     if not os.path.exists(args.gguf):
         sys.exit(f"{args.gguf}: not found (run scripts/setup.sh first)")
-    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, dtype=torch.float32)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name,
+                                                     dtype=torch.float32)
+    except TypeError:  # transformers < 4.56 spells it torch_dtype
+        model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name,
+                                                     torch_dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
 
     os.makedirs(args.out, exist_ok=True)

@@ -8,9 +8,8 @@
 
 TEST_CASE("loader: dummy Llama-3.1-8B build time", "[.][loader-perf]") {
   const auto start = std::chrono::steady_clock::now();
-  const tessera::LoadedModel m =
-      tessera::load_model(std::string("dummy:") + TESSERA_SOURCE_DIR +
-                          "/configs/models/llama-3.1-8b.json?dtype=bf16");
+  const tessera::LoadedModel m = tessera::load_model(
+      std::string("dummy:") + TESSERA_SOURCE_DIR + "/configs/models/llama-3.1-8b.json?dtype=bf16");
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CHECK(m.weights.tensors.size() == 3 + 9 * 32);
