@@ -33,6 +33,10 @@ fi
 python3 -m pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
 
 scripts/fetch_model.sh
+# The same weights as a Hugging Face folder, so both loaders are tested on them.
+if [ ! -f models/smollm2-hf/model.safetensors ]; then
+  python3 scripts/convert_gguf_to_hf.py --out models/smollm2-hf
+fi
 
 build_dir=${TESSERA_BUILD_DIR:-build}
 # shellcheck disable=SC2086
