@@ -14,7 +14,8 @@ namespace tessera {
 class Tokenizer;
 struct ModelConfig;
 
-// Per-request stream of events; thread-safe. Dropping it does not cancel: call cancel().
+// Per-request stream of events; thread-safe. Dropping the last reference cancels the request
+// (nobody could read its output); cancel() does so explicitly.
 class ResultStream {
  public:
   virtual ~ResultStream() = default;
