@@ -10,7 +10,7 @@
 #include "common/error.h"
 #include "engine/simple_generate.h"
 #include "kernels/ops.h"
-#include "model/gguf_file.h"
+#include "model/chat_template.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"
@@ -23,7 +23,7 @@ struct GenerateArgs {
   std::string model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
   std::string prompt;
   bool chat = false;
-  std::string system = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
+  std::string system;  // empty: the template's default system prompt, if it has one
   int max_tokens = 256;
   float temperature = 0.0f;
   int top_k = 0;
@@ -33,13 +33,12 @@ struct GenerateArgs {
   int threads = 0;
 };
 
-// ChatML, the format of SmolLM2 / Qwen2 instruct models (used until the model's own chat
-// template is rendered here).
-std::string chatml(const std::string& system, const std::string& user) {
-  std::string s;
-  if (!system.empty()) s += "<|im_start|>system\n" + system + "<|im_end|>\n";
-  s += "<|im_start|>user\n" + user + "<|im_end|>\n<|im_start|>assistant\n";
-  return s;
+// The prompt as the model's chat template renders one user turn (plus --system, if given).
+std::string chat_prompt(const Tokenizer& tok, const std::string& system, const std::string& user) {
+  std::vector<ChatMessage> messages;
+  if (!system.empty()) messages.push_back({"system", system});
+  messages.push_back({"user", user});
+  return ChatTemplate::for_tokenizer(tok).apply(messages, /*add_generation_prompt=*/true);
 }
 
 std::unique_ptr<Ops> make_ops(const GenerateArgs& a) {
@@ -51,10 +50,6 @@ std::unique_ptr<Ops> make_ops(const GenerateArgs& a) {
 
 void run_generate(const GenerateArgs& a) {
   LoadedModel loaded = load_model(a.model);
-  if (!loaded.tokenizer && a.model.ends_with(".gguf")) {
-    // Loaders that do not attach the vocabulary yet: read it from the file directly.
-    loaded.tokenizer = Tokenizer::from_gguf(*GgufFile::open(a.model));
-  }
   if (!loaded.tokenizer) {
     throw Error(ErrorKind::kInvalidArgument, "model '" + a.model + "' has no tokenizer");
   }
@@ -62,7 +57,7 @@ void run_generate(const GenerateArgs& a) {
   auto ops = make_ops(a);
   LlamaModel model(loaded.config, loaded.weights, *ops);
 
-  const std::string text = a.chat ? chatml(a.system, a.prompt) : a.prompt;
+  const std::string text = a.chat ? chat_prompt(tok, a.system, a.prompt) : a.prompt;
   const std::vector<int32_t> ids =
       tok.encode(text, /*add_special=*/!a.chat, /*parse_special=*/a.chat);
   GenerateOptions opt;
@@ -102,9 +97,10 @@ void register_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--prompt,-p", args->prompt, "text to complete (or the user turn with --chat)")
       ->required();
-  cmd->add_flag("--chat", args->chat, "wrap the prompt in the model's chat format (ChatML)");
-  cmd->add_option("--system", args->system, "system message used with --chat")
-      ->capture_default_str();
+  cmd->add_flag("--chat", args->chat,
+                "render the prompt as a user turn with the model's chat template");
+  cmd->add_option("--system", args->system,
+                  "system message used with --chat (default: the template's own)");
   cmd->add_option("--max-tokens,-n", args->max_tokens, "tokens to generate at most")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

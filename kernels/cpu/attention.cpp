@@ -9,6 +9,9 @@
 #include "kernels/cpu/simd.h"
 #include "kernels/cpu/thread_pool.h"
 
+// The F32x16 helpers are inline; their by-value vector ABI never crosses a TU.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 namespace tessera::cpu {
 
 std::vector<double> rope_inv_freq(const RopeConfig& rope, int head_dim) {
