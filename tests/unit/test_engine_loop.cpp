@@ -350,10 +350,10 @@ TEST_CASE("preemption under KV pressure recomputes and returns the same output",
   // The next letter depends on the whole known sequence, so a recompute that lost or
   // reordered a token would change everything after it.
   Script script = [](std::span<const int32_t> prompt, std::span<const int32_t> out) {
-    int64_t h = 7;
-    for (int32_t t : prompt) h = h * 31 + t;
-    for (int32_t t : out) h = h * 31 + t;
-    return static_cast<int32_t>(((h % 26) + 26) % 26);
+    uint64_t h = 7;  // unsigned: wraps instead of overflowing
+    for (int32_t t : prompt) h = h * 31 + static_cast<uint64_t>(t);
+    for (int32_t t : out) h = h * 31 + static_cast<uint64_t>(t);
+    return static_cast<int32_t>(h % 26);
   };
   auto ctl = control_with(script);
   TestEngineOptions o;
