@@ -3,6 +3,7 @@
 # each batching policy, then short-request TTFT while long prompts keep arriving, with chunked
 # prefill on and off. One fresh server per configuration, on a free port.
 #   TESSERA_BIN=build/server/tessera bench/run_serve_bench.sh [out_dir]
+#   BENCH_PARTS="policies" or "mixed" runs one part only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${TESSERA_BIN:-build/server/tessera}
@@ -40,20 +41,25 @@ bench() {  # bench <name> <serve_bench args...>
 #    at most 16 in flight. (Sized for a 2-core machine; scale up on real hardware.)
 policy_load=(--num-prompts 32 --input-len 32 --output-len 16 --request-rate inf
              --max-concurrency 16 --seed 1)
-for policy in continuous dynamic static; do
-  serve "policy-$policy" --policy "$policy" --max-num-seqs 16 --static-batch-size 8
-  bench "policy-$policy" "${policy_load[@]}"
-  stop
-done
+if [[ " ${BENCH_PARTS:-policies mixed} " == *" policies "* ]]; then
+  for policy in continuous dynamic static; do
+    serve "policy-$policy" --policy "$policy" --max-num-seqs 16 --static-batch-size 8
+    bench "policy-$policy" "${policy_load[@]}"
+    stop
+  done
+fi
 
-# 2. Short requests (16 in / 8 out, 1 req/s) while 768-token prompts arrive (0.25/s):
-#    TTFT of the short ones with chunked prefill (256-token budget) vs without.
-mixed_load=(--num-prompts 16 --input-len 16 --output-len 8 --request-rate 1 --seed 2
-            --long-num-prompts 4 --long-input-len 768 --long-output-len 4 --long-rate 0.25)
-serve chunked-on --max-num-batched-tokens 256
-bench chunked-on "${mixed_load[@]}"
-stop
-serve chunked-off --no-chunked-prefill --max-num-batched-tokens 256
-bench chunked-off "${mixed_load[@]}"
-stop
+# 2. Short requests (16 in / 4 out, 0.5 req/s) while 256-token prompts arrive (0.1/s), a load
+#    below the machine's capacity: TTFT of the short ones with chunked prefill (64-token
+#    budget per step) vs without (a long prompt's whole prefill in one step).
+mixed_load=(--num-prompts 12 --input-len 16 --output-len 4 --request-rate 0.5 --seed 2
+            --long-num-prompts 3 --long-input-len 256 --long-output-len 4 --long-rate 0.1)
+if [[ " ${BENCH_PARTS:-policies mixed} " == *" mixed "* ]]; then
+  serve chunked-on --max-num-batched-tokens 64
+  bench chunked-on "${mixed_load[@]}"
+  stop
+  serve chunked-off --no-chunked-prefill --max-num-batched-tokens 64
+  bench chunked-off "${mixed_load[@]}"
+  stop
+fi
 echo "results in $out"

@@ -1,5 +1,9 @@
 #include "model/chat_template.h"
 
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
 #include "model/tokenizer.h"
 #include "model/unicode.h"
 
@@ -74,6 +78,34 @@ bool find_literal(std::string_view src, std::string_view marker, std::string_vie
   return false;
 }
 
+// The date a Llama-3.1+ template puts in "Today Date:". Llama-3.1 writes a fixed default
+// (`set date_string = "26 Jul 2024"`); Llama-3.2+ asks transformers for today via
+// strftime_now("%d %b %Y").
+std::string llama31_date(std::string_view src) {
+  if (src.find("strftime_now") != std::string_view::npos) {
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof(buf), "%d %b %Y", &tm);
+    return buf;
+  }
+  constexpr std::string_view kKey = "date_string = \"";
+  const size_t at = src.find(kKey);
+  if (at != std::string_view::npos) {
+    const size_t end = src.find('"', at + kKey.size());
+    if (end != std::string_view::npos)
+      return std::string(src.substr(at + kKey.size(), end - at - kKey.size()));
+  }
+  return "26 Jul 2024";
+}
+
+// transformers replaces Jinja's tojson with json.dumps(x, ensure_ascii=False): only quotes,
+// backslashes and control characters are escaped.
+std::string tojson_string(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace
 
 ChatTemplate ChatTemplate::from_source(std::string_view src, std::string bos_token) {
@@ -82,6 +114,10 @@ ChatTemplate ChatTemplate::from_source(std::string_view src, std::string bos_tok
   if (src.find("<|start_header_id|>") != std::string_view::npos) {
     t.format_ = ChatFormat::kLlama3;
     t.recognized_ = true;
+    if (src.find("Cutting Knowledge Date") != std::string_view::npos) {
+      t.format_ = ChatFormat::kLlama31;
+      t.date_string_ = llama31_date(src);
+    }
     t.llama3_bos_ = src.find("bos_token") != std::string_view::npos ||
                     src.find("<|begin_of_text|>") != std::string_view::npos;
     return t;
@@ -103,13 +139,28 @@ ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tok) {
 }
 
 const char* ChatTemplate::name() const {
-  return format_ == ChatFormat::kLlama3 ? "llama3" : "chatml";
+  switch (format_) {
+    case ChatFormat::kLlama3:
+      return "llama3";
+    case ChatFormat::kLlama31:
+      return "llama3.1";
+    case ChatFormat::kChatML:
+      break;
+  }
+  return "chatml";
 }
 
 std::string ChatTemplate::apply(std::span<const ChatMessage> messages,
                                 bool add_generation_prompt) const {
-  return format_ == ChatFormat::kLlama3 ? apply_llama3(messages, add_generation_prompt)
-                                        : apply_chatml(messages, add_generation_prompt);
+  switch (format_) {
+    case ChatFormat::kLlama3:
+      return apply_llama3(messages, add_generation_prompt);
+    case ChatFormat::kLlama31:
+      return apply_llama31(messages, add_generation_prompt);
+    case ChatFormat::kChatML:
+      break;
+  }
+  return apply_chatml(messages, add_generation_prompt);
 }
 
 std::string ChatTemplate::apply_chatml(std::span<const ChatMessage> messages,
@@ -134,6 +185,32 @@ std::string ChatTemplate::apply_llama3(std::span<const ChatMessage> messages,
     if (i == 0 && llama3_bos_) out.append(bos_token_);
     out.append("<|start_header_id|>").append(messages[i].role).append("<|end_header_id|>\n\n");
     out.append(jinja_trim(messages[i].content)).append("<|eot_id|>");
+  }
+  if (add_generation_prompt) out.append("<|start_header_id|>assistant<|end_header_id|>\n\n");
+  return out;
+}
+
+std::string ChatTemplate::apply_llama31(std::span<const ChatMessage> messages,
+                                        bool add_generation_prompt) const {
+  std::string out = bos_token_;
+  // A leading system message moves into the dated system turn, which is always there.
+  std::string system;
+  if (!messages.empty() && messages[0].role == "system") {
+    system = jinja_trim(messages[0].content);
+    messages = messages.subspan(1);
+  }
+  out.append("<|start_header_id|>system<|end_header_id|>\n\n");
+  out.append("Cutting Knowledge Date: December 2023\nToday Date: ").append(date_string_);
+  out.append("\n\n").append(system).append("<|eot_id|>");
+  for (const ChatMessage& m : messages) {
+    if (m.role == "tool" || m.role == "ipython") {
+      // A string is "iterable" to Jinja, so the template JSON-encodes tool output.
+      out.append("<|start_header_id|>ipython<|end_header_id|>\n\n");
+      out.append(tojson_string(m.content)).append("<|eot_id|>");
+    } else {
+      out.append("<|start_header_id|>").append(m.role).append("<|end_header_id|>\n\n");
+      out.append(jinja_trim(m.content)).append("<|eot_id|>");
+    }
   }
   if (add_generation_prompt) out.append("<|start_header_id|>assistant<|end_header_id|>\n\n");
   return out;

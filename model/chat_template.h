@@ -7,6 +7,9 @@
 //     not start with a system message (SmolLM2: "You are a helpful AI assistant named
 //     SmolLM, trained by Hugging Face").
 //   Llama-3: {bos}<|start_header_id|>{role}<|end_header_id|>\n\n{content|trim}<|eot_id|>.
+//   Llama-3.1+ (templates with "Cutting Knowledge Date"): Llama-3 turns after a system turn
+//     that always carries the knowledge and current dates; tool results go in an "ipython"
+//     turn as JSON (no tool definitions or tool calls: those are rejected upstream).
 // Render the result with Tokenizer::encode(text, add_special=false, parse_special=true): the
 // template already holds the BOS a model wants.
 #include <span>
@@ -23,7 +26,7 @@ struct ChatMessage {
   std::string content;
 };
 
-enum class ChatFormat { kChatML, kLlama3 };
+enum class ChatFormat { kChatML, kLlama3, kLlama31 };
 
 class ChatTemplate {
  public:
@@ -45,12 +48,15 @@ class ChatTemplate {
  private:
   std::string apply_chatml(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
   std::string apply_llama3(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
+  std::string apply_llama31(std::span<const ChatMessage> messages,
+                            bool add_generation_prompt) const;
 
   ChatFormat format_ = ChatFormat::kChatML;
   bool recognized_ = false;
   std::string default_system_;
   std::string bos_token_;
-  bool llama3_bos_ = true;  // the Llama-3 template starts with bos_token
+  bool llama3_bos_ = true;   // the Llama-3 template starts with bos_token
+  std::string date_string_;  // Llama-3.1: "Today Date: ..." (the template's default)
 };
 
 }  // namespace tessera

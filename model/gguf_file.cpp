@@ -278,8 +278,10 @@ class GgufParser {
                  " bytes; file truncated?)",
              data_offset + t.offset);
       }
+      // Empty tensors get no pointer: with no data section, data_offset may lie past the end.
+      if (t.nbytes == 0) continue;
       t.data = bytes_.data() + data_offset + t.offset;
-      if (t.nbytes > 0) order.push_back(&t);
+      order.push_back(&t);
     }
     std::sort(order.begin(), order.end(), [](const GgufTensorInfo* a, const GgufTensorInfo* b) {
       return a->offset < b->offset;

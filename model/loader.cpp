@@ -1,7 +1,9 @@
 // load_model: dispatch on the source kind, and the weight list shared by all loaders.
 #include "model/loader.h"
 
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string_view>
 
 #include "common/error.h"
@@ -19,6 +21,10 @@ LoadedModel load_model(const std::string& path) {
   if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".gguf") == 0) {
     return load_gguf_model(path);
   }
+  // Any other name: a GGUF still announces itself by its magic.
+  char magic[4] = {};
+  std::ifstream(path, std::ios::binary).read(magic, 4);
+  if (std::memcmp(magic, "GGUF", 4) == 0) return load_gguf_model(path);
   throw Error(ErrorKind::kInvalidArgument,
               path +
                   ": not a model (expected a .gguf file, a Hugging Face folder with "

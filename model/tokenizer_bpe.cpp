@@ -62,7 +62,7 @@ ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(const TokenizerSpec& spec)
   }
 }
 
-void ByteLevelBpeTokenizer::encode_fragment(std::string_view text, bool /*after_special*/,
+void ByteLevelBpeTokenizer::encode_fragment(std::string_view text, bool /*at_start*/,
                                             std::vector<int32_t>* out) const {
   std::string prefixed;
   if (pre_.add_prefix_space() && !text.empty() && text[0] != ' ') {

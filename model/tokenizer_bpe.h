@@ -16,7 +16,7 @@ class ByteLevelBpeTokenizer final : public VocabTokenizer {
   explicit ByteLevelBpeTokenizer(const TokenizerSpec& spec);
 
  private:
-  void encode_fragment(std::string_view text, bool after_special,
+  void encode_fragment(std::string_view text, bool at_start,
                        std::vector<int32_t>* out) const override;
   void encode_piece(std::string_view piece, std::vector<int32_t>* out) const;
   void merge_piece(std::string_view piece, std::vector<int32_t>* out) const;

@@ -1,5 +1,9 @@
 // Tokenizer::from_hf_files: a Hugging Face tokenizer.json (BPE model, byte-level or
 // SentencePiece-style) plus the BOS/EOS rules and chat template of tokenizer_config.json.
+// Supported: BPE models; pre-tokenizers Sequence/Split/ByteLevel/Digits/Metaspace; the
+// Prepend+Replace('▁') normalizer of Llama-2 style files; TemplateProcessing post-processors.
+// Not applied: Unicode normalizers such as Qwen2's NFC (text already in NFC, as clients
+// nearly always send, tokenizes identically; decomposed input may differ from HF).
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -33,6 +37,21 @@ std::string token_content(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_object() && v.contains("content")) return v.at("content").get<std::string>();
   return {};
+}
+
+// The first object of `type` in a (possibly nested) pre-tokenizer / normalizer spec.
+const json* find_type(const json& node, const std::string& type) {
+  if (node.is_object()) {
+    if (node.value("type", std::string()) == type) return &node;
+    for (const auto& [k, v] : node.items()) {
+      if (const json* hit = find_type(v, type)) return hit;
+    }
+  } else if (node.is_array()) {
+    for (const auto& v : node) {
+      if (const json* hit = find_type(v, type)) return hit;
+    }
+  }
+  return nullptr;
 }
 
 bool json_contains_type(const json& node, const std::string& type) {
@@ -157,9 +176,11 @@ std::shared_ptr<Tokenizer> Tokenizer::from_hf_files(const std::string& tokenizer
       spec.kind = TokenizerKind::kSpmBpe;
       const json norm = root.value("normalizer", json());
       bool prefix = json_contains_type(norm, "Prepend");
-      if (pre.is_object() && json_contains_type(pre, "Metaspace")) {
-        prefix = pre.value("prepend_scheme", std::string("always")) != "never" &&
-                 pre.value("add_prefix_space", true);
+      if (const json* meta = find_type(pre, "Metaspace")) {
+        const std::string scheme = meta->value("prepend_scheme", std::string("always"));
+        prefix = scheme != "never" && meta->value("add_prefix_space", true);
+        spec.space_prefix_first_only = scheme == "first";
+        spec.space_prefix_if_no_space = true;
       }
       spec.add_space_prefix = prefix;
       const bool byte_fallback = model.value("byte_fallback", false);

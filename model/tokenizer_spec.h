@@ -50,6 +50,8 @@ struct TokenizerSpec {
   bool add_bos = false;
   bool add_eos = false;
   bool add_space_prefix = true;  // SPM: a '▁' goes before the text (and after each special)
+  bool space_prefix_first_only = false;   // SPM: only before text that starts the input
+  bool space_prefix_if_no_space = false;  // SPM: not before text that starts with a space
   std::string chat_template;
 };
 

@@ -59,7 +59,9 @@ SpmBpeTokenizer::SpmBpeTokenizer(const TokenizerSpec& spec)
     : VocabTokenizer(spec, decode_vocab(spec)),
       scores_(spec.scores),
       unk_id_(spec.unk_id),
-      add_space_prefix_(spec.add_space_prefix) {
+      add_space_prefix_(spec.add_space_prefix),
+      space_prefix_first_only_(spec.space_prefix_first_only),
+      space_prefix_if_no_space_(spec.space_prefix_if_no_space) {
   if (spec.merges.empty() && scores_.size() != spec.tokens.size()) {
     throw Error(ErrorKind::kCorruptFile, spec.source + ": " + std::to_string(scores_.size()) +
                                              " scores for " + std::to_string(spec.tokens.size()) +
@@ -89,12 +91,16 @@ int32_t SpmBpeTokenizer::piece_id(std::string_view piece) const {
   return it == pieces_.end() ? -1 : it->second;
 }
 
-void SpmBpeTokenizer::encode_fragment(std::string_view text, bool after_special,
+void SpmBpeTokenizer::encode_fragment(std::string_view text, bool at_start,
                                       std::vector<int32_t>* out) const {
   if (text.empty()) return;
-  // Like llama.cpp (and HF's legacy Llama tokenizer), the '▁' prefix goes before the first
-  // fragment and before each fragment that follows a special token.
-  std::string s = (add_space_prefix_ && after_special) ? std::string(kSpace) : std::string();
+  // Like llama.cpp (and HF's legacy Llama tokenizer), the '▁' prefix goes before every text
+  // fragment, i.e. also after each special token; HF's Metaspace prepend_scheme "first" puts
+  // it only before text that begins the input, and Metaspace never before text that already
+  // starts with a space.
+  const bool prefix = add_space_prefix_ && (at_start || !space_prefix_first_only_) &&
+                      !(space_prefix_if_no_space_ && text[0] == ' ');
+  std::string s = prefix ? std::string(kSpace) : std::string();
   s += replace_all(text, " ", kSpace);
 
   std::vector<BpeSymbol> syms;

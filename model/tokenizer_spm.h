@@ -16,7 +16,7 @@ class SpmBpeTokenizer final : public VocabTokenizer {
   explicit SpmBpeTokenizer(const TokenizerSpec& spec);
 
  private:
-  void encode_fragment(std::string_view text, bool after_special,
+  void encode_fragment(std::string_view text, bool at_start,
                        std::vector<int32_t>* out) const override;
   int32_t piece_id(std::string_view piece) const;
 
@@ -27,6 +27,8 @@ class SpmBpeTokenizer final : public VocabTokenizer {
   std::array<int32_t, 256> byte_id_{};
   int32_t unk_id_ = -1;
   bool add_space_prefix_ = true;
+  bool space_prefix_first_only_ = false;
+  bool space_prefix_if_no_space_ = false;
 };
 
 }  // namespace tessera

@@ -87,14 +87,11 @@ std::vector<int32_t> VocabTokenizer::encode(std::string_view text, bool add_spec
   if (add_special && add_bos_) ids.push_back(bos_id_);
   std::vector<TextFragment> fragments;
   added_.split(text, parse_special, &fragments);
-  bool after_special = true;
-  for (const TextFragment& f : fragments) {
-    if (f.id >= 0) {
-      ids.push_back(f.id);
-      after_special = true;
+  for (size_t i = 0; i < fragments.size(); ++i) {
+    if (fragments[i].id >= 0) {
+      ids.push_back(fragments[i].id);
     } else {
-      encode_fragment(f.text, after_special, &ids);
-      after_special = false;
+      encode_fragment(fragments[i].text, i == 0, &ids);
     }
   }
   if (add_special && add_eos_) ids.push_back(eos_id_);

@@ -25,9 +25,9 @@ class VocabTokenizer : public Tokenizer {
  protected:
   // Fills the shared parts; `decoded[i]` is the text token i stands for.
   VocabTokenizer(const TokenizerSpec& spec, std::vector<std::string> decoded);
-  // Tokenizes one fragment of plain text (valid UTF-8, no special tokens in it).
-  // `after_special` is true for the first fragment and for one that follows a token.
-  virtual void encode_fragment(std::string_view text, bool after_special,
+  // Tokenizes one fragment of plain text (valid UTF-8, no special tokens in it). Fragments
+  // alternate with matched tokens; `at_start` is true when the fragment begins the input.
+  virtual void encode_fragment(std::string_view text, bool at_start,
                                std::vector<int32_t>* out) const = 0;
 
   TokenType type_of(int32_t id) const { return types_[static_cast<size_t>(id)]; }

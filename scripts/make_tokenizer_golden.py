@@ -174,6 +174,41 @@ LLAMA3_TEMPLATE = ("{% set loop_messages = messages %}{% for message in loop_mes
                    "{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
                    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}")
 
+# Llama-3.1's template, reconstructed from the published one (tool-definition branches left
+# out: Tessera rejects tools upstream). Tool results become a JSON-encoded "ipython" turn.
+LLAMA31_TEMPLATE = """{{- bos_token }}
+{%- if not date_string is defined %}
+    {%- set date_string = "26 Jul 2024" %}
+{%- endif %}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+{{- "<|start_header_id|>system<|end_header_id|>\\n\\n" }}
+{{- "Cutting Knowledge Date: December 2023\\n" }}
+{{- "Today Date: " + date_string + "\\n\\n" }}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\\n\\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
+{%- endif %}
+"""
+
 CHAT_CONVERSATIONS = [
     [{"role": "user", "content": "Hello!"}],
     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
@@ -183,43 +218,52 @@ CHAT_CONVERSATIONS = [
      {"role": "assistant", "content": ""}],
     [{"role": "user", "content": "\t tabs and\u00a0nbsp\u3000 "}, {"role": "tool", "content": "{\"x\": 1}"}],
     [{"role": "assistant", "content": "I start"}, {"role": "user", "content": "<|im_start|> literal"}],
+    [{"role": "user", "content": "weather?"}, {"role": "tool", "content": "<b>\"22°C\"</b> & sunny\n\u0001"}],
     [],
 ]
 
 
 def render_chat_templates(gguf_template, gguf_path):
-    """Each template rendered by jinja2 the way transformers' apply_chat_template runs it."""
+    """Each template rendered by jinja2 set up as transformers' apply_chat_template sets it up
+    (trim_blocks, lstrip_blocks, tojson = json.dumps(ensure_ascii=False)); where transformers is
+    installed, its own apply_chat_template must render the same text."""
     import jinja2
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    env.filters["tojson"] = lambda x, ensure_ascii=False, indent=None, separators=None, sort_keys=False: \
+        json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
     families = [
         ("smollm2_gguf", gguf_template, "<|im_start|>"),
         ("qwen2", QWEN2_TEMPLATE, "<|endoftext|>"),
         ("chatml", CHATML_TEMPLATE, "<s>"),
         ("llama3", LLAMA3_TEMPLATE, "<|begin_of_text|>"),
+        ("llama3.1", LLAMA31_TEMPLATE, "<|begin_of_text|>"),
     ]
-    out = []
-    for name, source, bos in families:
-        t = env.from_string(source)
-        cases = []
-        for msgs in CHAT_CONVERSATIONS:
-            for gen in (True, False):
-                cases.append({"messages": msgs, "add_generation_prompt": gen,
-                              "rendered": t.render(messages=msgs, add_generation_prompt=gen, bos_token=bos)})
-        out.append({"name": name, "template": source, "bos_token": bos, "cases": cases})
-    # Second opinion for the model's own template: transformers' apply_chat_template.
     try:
         from transformers import AutoTokenizer
         hf = AutoTokenizer.from_pretrained(os.path.dirname(os.path.abspath(gguf_path)),
                                            gguf_file=os.path.basename(gguf_path))
-        for case in out[0]["cases"]:
-            if not case["messages"]:
-                continue
-            theirs = hf.apply_chat_template(case["messages"], tokenize=False,
-                                            add_generation_prompt=case["add_generation_prompt"])
-            assert theirs == case["rendered"], (theirs, case["rendered"])
-        print("transformers apply_chat_template agrees with jinja2 on the SmolLM2 template")
     except ImportError:
-        print("transformers not available: SmolLM2 template checked with jinja2 only")
+        hf = None
+        print("transformers not available: chat templates rendered with jinja2 only")
+    out = []
+    compared = 0
+    for name, source, bos in families:
+        t = env.from_string(source)
+        cases = []
+        for msgs in CHAT_CONVERSATIONS:
+            if not msgs and name == "llama3.1":
+                continue  # the template indexes messages[0]; an empty chat is an error there
+            for gen in (True, False):
+                text = t.render(messages=msgs, add_generation_prompt=gen, bos_token=bos)
+                if hf is not None and msgs:
+                    theirs = hf.apply_chat_template(msgs, chat_template=source, tokenize=False,
+                                                    add_generation_prompt=gen, bos_token=bos)
+                    assert theirs == text, (name, msgs, theirs, text)
+                    compared += 1
+                cases.append({"messages": msgs, "add_generation_prompt": gen, "rendered": text})
+        out.append({"name": name, "template": source, "bos_token": bos, "cases": cases})
+    if hf is not None:
+        print(f"transformers apply_chat_template agrees with jinja2 on {compared} renderings")
     return out
 
 
@@ -327,6 +371,27 @@ def write_spm_gguf(path, tokens, types, scores):
     print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path) / 1024:.0f} KiB)")
 
 
+def metaspace_golden(spm, strings):
+    """The same SPM vocab behind HF's Metaspace pre-tokenizer instead of the Prepend+Replace
+    normalizer ('always' and 'first' prepend schemes differ from it around special tokens and
+    leading spaces). The C++ test makes the same edit to tokenizer_spm.json."""
+    base = json.loads(spm.to_str())
+    cases = ([i for i, s in enumerate(strings) if any(t in s for t in ("<s>", "</s>", "<unk>"))][:80]
+             + list(range(120)) + [i for i, s in enumerate(strings) if s.startswith(" ")][:60])
+    cases = sorted(i for i in set(cases) if len(strings[i]) < 500)
+    out = {"reference": "HF tokenizers, tokenizer_spm.json with normalizer=null and "
+                        "pre_tokenizer=Metaspace(replacement='▁', prepend_scheme=S, split=False)",
+           "cases": cases}
+    for scheme in ("always", "first"):
+        spec = dict(base)
+        spec["normalizer"] = None
+        spec["pre_tokenizer"] = json.loads(pre_tokenizers.Metaspace(
+            replacement="▁", prepend_scheme=scheme, split=False).__getstate__())
+        tok = Tokenizer.from_str(json.dumps(spec))
+        out[scheme] = [tok.encode(strings[i], add_special_tokens=False).ids for i in cases]
+    write_json("tokenizer_spm_metaspace_ids.json", out)
+
+
 def sentencepiece_golden(strings):
     """A BPE model trained by Google's sentencepiece library itself (when installed): its pieces,
     scores and types go into a GGUF `llama` vocab as llama.cpp's converter writes them, and its
@@ -425,6 +490,7 @@ def main():
     write_json("tokenizer_spm_ids.json",
                golden_record(spm, strings, "HF tokenizers BPE with byte_fallback, Prepend+Replace('▁'), "
                              "all mergeable pairs ranked by piece score (HF's Llama-2 conversion)"))
+    metaspace_golden(spm, strings)
     sentencepiece_golden(strings)
 
 

@@ -84,7 +84,8 @@ void register_tokenize_command(CLI::App& app) {
   cmd->callback([opt] {
     try {
       run_tokenize(*opt);
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {
+      // Error from our loaders, or e.g. a JSON error from a malformed file: one line, exit 1.
       std::cerr << "tessera tokenize: " << e.what() << "\n";
       throw CLI::RuntimeError(1);
     }

@@ -20,9 +20,11 @@ constexpr int kPanelRows = 16;  // weight rows decoded together on the many-rows
 template <DType kT, int kNW, int kNR>
 inline void tile(const uint8_t* const* w_rows, const float* x, int64_t ldx, int64_t groups,
                  float (&acc_out)[kNW][kNR]) {
-  F32x16 acc[kNW][kNR];
+  // Separate accumulators for the two halves of a group: two independent FMAs per step
+  // (a single `acc += lo * xl + hi * xh` compiles to mul + fma + add).
+  F32x16 acc[kNW][kNR], acc2[kNW][kNR];
   for (int i = 0; i < kNW; ++i)
-    for (int r = 0; r < kNR; ++r) acc[i][r] = F32x16{};
+    for (int r = 0; r < kNR; ++r) acc[i][r] = acc2[i][r] = F32x16{};
   for (int64_t g = 0; g < groups; ++g) {
     F32x16 xl[kNR], xh[kNR];
     for (int r = 0; r < kNR; ++r) {
@@ -32,11 +34,14 @@ inline void tile(const uint8_t* const* w_rows, const float* x, int64_t ldx, int6
     for (int i = 0; i < kNW; ++i) {
       F32x16 lo, hi;
       Block<kT>::load(w_rows[i] + g * Block<kT>::kBytes, lo, hi);
-      for (int r = 0; r < kNR; ++r) acc[i][r] += lo * xl[r] + hi * xh[r];
+      for (int r = 0; r < kNR; ++r) {
+        acc[i][r] += lo * xl[r];
+        acc2[i][r] += hi * xh[r];
+      }
     }
   }
   for (int i = 0; i < kNW; ++i)
-    for (int r = 0; r < kNR; ++r) acc_out[i][r] = hsum16(acc[i][r]);
+    for (int r = 0; r < kNR; ++r) acc_out[i][r] = hsum16(acc[i][r] + acc2[i][r]);
 }
 
 // Adds the values of a float-typed row past the last whole group (quantized rows have none).
@@ -83,11 +88,61 @@ void rows_against(const uint8_t* w, size_t w_stride, int64_t nb, int64_t ne, con
   for (; n < ne; ++n) block_out<kT, 1, kNR>(w, w_stride, n, x, ldx, r0, cols, out, ldo);
 }
 
+// Batch-1 matvec of a quantized weight, weight rows [nb, ne): per group one mul + two FMAs
+// (sum q x, then scaled by d), and for Q4_1 the min through the group sums of x.
+template <DType kT, int kNW>
+inline void matvec_rows(const uint8_t* w, size_t stride, int64_t n0, const float* x,
+                        const float* sx, int64_t groups, float* out) {
+  F32x16 acc[kNW];
+  float macc[kNW];
+  for (int i = 0; i < kNW; ++i) {
+    acc[i] = F32x16{};
+    macc[i] = 0.0f;
+  }
+  for (int64_t g = 0; g < groups; ++g) {
+    const F32x16 xl = load16(x + g * kGroup);
+    const F32x16 xh = load16(x + g * kGroup + 16);
+    for (int i = 0; i < kNW; ++i) {
+      F32x16 lo, hi;
+      float d, m;
+      RawBlock<kT>::load(w + (n0 + i) * stride + g * Block<kT>::kBytes, lo, hi, d, m);
+      F32x16 t = lo * xl;
+      t += hi * xh;
+      acc[i] += t * d;
+      if constexpr (RawBlock<kT>::kHasMin) macc[i] += m * sx[g];
+    }
+  }
+  for (int i = 0; i < kNW; ++i) out[n0 + i] = hsum16(acc[i]) + macc[i];
+}
+
+template <DType kT>
+void matvec_quant(const MatmulArgs& a, int64_t nb, int64_t ne) {
+  const auto* w = static_cast<const uint8_t*>(a.w);
+  const size_t stride = dtype_row_bytes(kT, a.cols);
+  const int64_t groups = a.cols / kGroup;
+  thread_local std::vector<float> sx;
+  if constexpr (RawBlock<kT>::kHasMin) {
+    sx.resize(groups);
+    for (int64_t g = 0; g < groups; ++g) {
+      sx[g] = hsum16(load16(a.x + g * kGroup) + load16(a.x + g * kGroup + 16));
+    }
+  }
+  int64_t n = nb;
+  for (; n + 4 <= ne; n += 4) matvec_rows<kT, 4>(w, stride, n, a.x, sx.data(), groups, a.out);
+  for (; n < ne; ++n) matvec_rows<kT, 1>(w, stride, n, a.x, sx.data(), groups, a.out);
+}
+
 template <DType kT>
 void few_rows(const MatmulArgs& a, int64_t nb, int64_t ne) {
   const auto* w = static_cast<const uint8_t*>(a.w);
   const size_t stride = dtype_row_bytes(kT, a.cols);
   const int64_t ldx = a.cols;
+  if constexpr (dtype_is_quantized_v(kT)) {
+    if (a.rows == 1) {
+      matvec_quant<kT>(a, nb, ne);
+      return;
+    }
+  }
   switch (a.rows) {
     case 1:
       rows_against<kT, 1>(w, stride, nb, ne, a.x, ldx, 0, a.cols, a.out, a.n);

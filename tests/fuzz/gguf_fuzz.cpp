@@ -1,7 +1,7 @@
 // Seeded mutation fuzzer for the GGUF reader (and the config reader on top of it). Build it
 // under ASan + UBSan (-DTESSERA_SANITIZE=ON) and run:
 //
-//   gguf_fuzz [--iterations N] [--seed S] [--model path.gguf] [--replay I --out file]
+//   gguf_fuzz [--iterations N] [--seed S] [--replay I --out file] [[--model] path.gguf]
 //
 // Seeds: small valid GGUFs built here (every value type, nested arrays, v2 and v3, several
 // alignments, every supported tensor type) and the first 1 MB of the default model. Each
@@ -274,20 +274,32 @@ int main(int argc, char** argv) {
   // Relative to the working directory: run from the repository root (as CI does) or pass --model.
   std::string model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
   std::string out_path = "gguf_fuzz_input.gguf";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--iterations")
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag.rfind("--", 0) != 0) {  // a bare argument is the model path
+      model = flag;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "%s needs a value\n", flag.c_str());
+      return 2;
+    }
+    const std::string value = argv[++i];
+    if (flag == "--iterations") {
       iterations = std::stoull(value);
-    else if (flag == "--seed")
+    } else if (flag == "--seed") {
       seed = std::stoull(value);
-    else if (flag == "--model")
+    } else if (flag == "--model") {
       model = value;
-    else if (flag == "--replay")
+    } else if (flag == "--replay") {
       replay = std::stoll(value);
-    else if (flag == "--out")
+    } else if (flag == "--out") {
       out_path = value;
-    else {
-      std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
+    } else {
+      std::fprintf(stderr,
+                   "unknown flag %s\nusage: gguf_fuzz [--iterations N] [--seed S] "
+                   "[--replay I --out FILE] [[--model] MODEL.gguf]\n",
+                   flag.c_str());
       return 2;
     }
   }

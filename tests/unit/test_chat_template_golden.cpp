@@ -23,7 +23,7 @@ nlohmann::json load_cases() {
 
 TEST_CASE("chat templates render exactly what jinja2 renders", "[chat_template]") {
   const auto families = load_cases();
-  REQUIRE(families.size() >= 4);
+  REQUIRE(families.size() >= 5);
   size_t checked = 0;
   for (const auto& fam : families) {
     const auto name = fam.at("name").get<std::string>();
@@ -52,6 +52,8 @@ TEST_CASE("chat template family and default system prompt are detected", "[chat_
     const auto t = tessera::ChatTemplate::from_source(fam.at("template").get<std::string>(), "");
     if (name == "llama3") {
       CHECK(t.format() == tessera::ChatFormat::kLlama3);
+    } else if (name == "llama3.1") {
+      CHECK(t.format() == tessera::ChatFormat::kLlama31);
     } else {
       CHECK(t.format() == tessera::ChatFormat::kChatML);
     }

@@ -9,6 +9,8 @@
 #include "model/pretokenizer.h"
 #include "model/tokenizer.h"
 
+#include <nlohmann/json.hpp>
+
 namespace {
 
 using tessera::PreTokenizer;
@@ -127,5 +129,41 @@ TEST_CASE("encoding 100 KB inputs is fast", "[tokenizer][perf]") {
     CHECK(tok->decode(ids, false) == *text);
     // Generous bound for a loaded 2-core CI machine; typical is a few ms.
     CHECK(ms < 2000);
+  }
+}
+
+TEST_CASE("Metaspace prepend schemes match HF around specials and leading spaces",
+          "[tokenizer][golden]") {
+  const std::string dir = std::string(TESSERA_SOURCE_DIR) + "/tests/golden/";
+  const auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    REQUIRE(in.good());
+    return nlohmann::json::parse(std::string(std::istreambuf_iterator<char>(in), {}));
+  };
+  const auto strings = read(dir + "tokenizer_strings.json").at("strings");
+  const auto golden = read(dir + "tokenizer_spm_metaspace_ids.json");
+  const auto cases = golden.at("cases").get<std::vector<size_t>>();
+  for (const std::string scheme : {"always", "first"}) {
+    // The same edit the golden script made: Metaspace instead of Prepend+Replace.
+    auto spec = read(dir + "tokenizer_spm.json");
+    spec["normalizer"] = nullptr;
+    spec["pre_tokenizer"] = {{"type", "Metaspace"},
+                             {"replacement", "\u2581"},
+                             {"prepend_scheme", scheme},
+                             {"split", false}};
+    const auto tok = tessera::Tokenizer::from_hf_files(
+        write_temp("tessera_metaspace_" + scheme + ".json", spec.dump()), "");
+    size_t same = 0;
+    for (size_t k = 0; k < cases.size(); ++k) {
+      const auto text = strings.at(cases[k]).get<std::string>();
+      const auto want = golden.at(scheme).at(k).get<std::vector<int32_t>>();
+      if (tok->encode(text, false, true) == want) {
+        ++same;
+      } else {
+        UNSCOPED_INFO(scheme << " mismatch on string " << cases[k]);
+      }
+    }
+    WARN("metaspace/" << scheme << ": " << same << " / " << cases.size() << " identical");
+    CHECK(same == cases.size());
   }
 }
