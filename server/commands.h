@@ -9,6 +9,5 @@ namespace tessera {
 void register_generate_command(CLI::App& app);
 void register_tokenize_command(CLI::App& app);
 void register_serve_command(CLI::App& app);
-void register_bench_command(CLI::App& app);
 
 }  // namespace tessera
