@@ -8,12 +8,12 @@
 namespace tessera {
 
 enum class ErrorKind {
-  kInvalidArgument,  // bad user input (400 / INVALID_ARGUMENT)
-  kNotFound,         // unknown model, missing file (404 / NOT_FOUND)
+  kInvalidArgument,    // bad user input (400 / INVALID_ARGUMENT)
+  kNotFound,           // unknown model, missing file (404 / NOT_FOUND)
   kResourceExhausted,  // queue full, KV cache cannot fit (429 / RESOURCE_EXHAUSTED)
-  kCorruptFile,      // a model or tokenizer file that cannot be parsed
-  kUnsupported,      // valid input we do not implement (e.g. a GGUF tensor type)
-  kInternal,         // a bug or a backend failure
+  kCorruptFile,        // a model or tokenizer file that cannot be parsed
+  kUnsupported,        // valid input we do not implement (e.g. a GGUF tensor type)
+  kInternal,           // a bug or a backend failure
 };
 
 class Error : public std::runtime_error {

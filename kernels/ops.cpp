@@ -12,7 +12,9 @@ size_t Ops::activation_bytes(int64_t elems) const {
 std::unique_ptr<Ops> make_cuda_ops(int) {
   throw Error(ErrorKind::kUnsupported, "this tessera was built without CUDA (TESSERA_CUDA=OFF)");
 }
-bool cuda_available() { return false; }
+bool cuda_available() {
+  return false;
+}
 #endif
 
 }  // namespace tessera
