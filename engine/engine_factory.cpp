@@ -10,7 +10,6 @@
 #include "engine/model_runner.h"
 #include "engine/null_tokenizer.h"
 #include "kernels/ops.h"
-#include "model/gguf_file.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"
@@ -32,20 +31,6 @@ std::string served_name(const EngineConfig& c) {
   std::filesystem::path p(c.model);
   if (p.has_filename() && p.filename() != ".") return p.has_extension() ? p.stem() : p.filename();
   return p.parent_path().filename();
-}
-
-// The tokenizer that ships with the model, when the loader did not attach one: GGUF vocab
-// metadata, or tokenizer.json in a Hugging Face folder. Null for dummy models.
-std::shared_ptr<Tokenizer> tokenizer_for(const std::string& source) {
-  namespace fs = std::filesystem;
-  if (source.rfind("dummy:", 0) == 0) return nullptr;
-  if (fs::is_directory(source)) {
-    const fs::path dir(source);
-    if (!fs::exists(dir / "tokenizer.json")) return nullptr;
-    return Tokenizer::from_hf_files((dir / "tokenizer.json").string(),
-                                    (dir / "tokenizer_config.json").string());
-  }
-  return Tokenizer::from_gguf(*GgufFile::open(source));
 }
 
 std::unique_ptr<Ops> make_backend(const EngineConfig& c, std::string& device) {
@@ -87,7 +72,6 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
                res->ops->name());
   const auto t0 = Clock::now();
   res->loaded = load_model(config.model);
-  if (!res->loaded.tokenizer) res->loaded.tokenizer = tokenizer_for(config.model);
   const ModelConfig& mc = res->loaded.config;
   res->model = std::make_unique<LlamaModel>(mc, res->loaded.weights, *res->ops);
   spdlog::info(
