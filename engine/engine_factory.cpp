@@ -124,8 +124,9 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
 
   LlamaModel* model = res->model.get();
   const int block_size = config.block_size;
-  parts.make_executor = [model, block_size](const SamplingSource& source) {
-    return std::make_unique<ModelRunner>(*model, block_size, source);
+  const bool pad_decode = device == "cuda";  // decode steps replay from CUDA graphs
+  parts.make_executor = [model, block_size, pad_decode](const SamplingSource& source) {
+    return std::make_unique<ModelRunner>(*model, block_size, source, pad_decode);
   };
   parts.resources = res;
   spdlog::info(

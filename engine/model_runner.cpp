@@ -8,8 +8,25 @@
 
 namespace tessera {
 
-ModelRunner::ModelRunner(LlamaModel& model, int block_size, const SamplingSource& source)
-    : model_(model), block_size_(block_size), source_(source) {}
+std::span<const float> StepOutput::row(size_t i) const {
+  const int64_t r = host_row.empty() ? static_cast<int64_t>(i) : host_row.at(i);
+  const auto v = static_cast<size_t>(vocab);
+  if (r < 0 || (static_cast<size_t>(r) + 1) * v > logits.size())
+    throw Error(ErrorKind::kInternal, "logits row " + std::to_string(i) + " is not on the host");
+  return {logits.data() + static_cast<size_t>(r) * v, v};
+}
+
+bool samples_on_device(const SamplingParams& p) {
+  return p.logprobs < 0 && p.n == 1 && p.min_p <= 0.0f && p.repetition_penalty == 1.0f &&
+         p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f;
+}
+
+ModelRunner::ModelRunner(LlamaModel& model, int block_size, const SamplingSource& source,
+                         bool pad_decode_batches)
+    : model_(model),
+      block_size_(block_size),
+      source_(source),
+      pad_decode_batches_(pad_decode_batches) {}
 
 StepOutput ModelRunner::execute(const StepPlan& plan) {
   StepOutput out;
@@ -21,23 +38,75 @@ StepOutput ModelRunner::execute(const StepPlan& plan) {
   }
   if (plan.empty()) return out;
 
-  const StepLayout layout = build_step_layout(plan, block_size_);
-  model_.forward(layout, out.logits);
+  StepLayout layout = build_step_layout(plan, block_size_);
   const size_t rows = layout.logit_rows.size();
+  if (pad_decode_batches_ && is_decode_only(layout))
+    pad_decode_step(layout, padded_decode_batch(layout.num_seqs()) - layout.num_seqs());
+  const float* logits = model_.forward_on_device(layout);
   if (rows == 0) return out;
-  out.vocab = static_cast<int>(out.logits.size() / rows);
-  if (out.vocab <= 0 || out.logits.size() != rows * static_cast<size_t>(out.vocab))
-    throw Error(ErrorKind::kInternal, "forward returned " + std::to_string(out.logits.size()) +
-                                          " logits for " + std::to_string(rows) + " rows");
+  Ops& ops = model_.ops();
+  out.vocab = model_.config().vocab_size;
+  const auto vocab = static_cast<size_t>(out.vocab);
+
+  std::vector<SeqSampling> views;
+  std::vector<SeqId> ids;
+  views.reserve(rows);
+  for (const ScheduledSeq& s : plan.seqs) {
+    if (!s.sample) continue;
+    views.push_back(source_.sampling_for(s.id));
+    ids.push_back(s.id);
+  }
+  if (views.size() != rows)
+    throw Error(ErrorKind::kInternal, "step has " + std::to_string(rows) + " logit rows for " +
+                                          std::to_string(views.size()) + " sampling sequences");
+
+  // Rows the device sampler covers never leave the device; rows it does not get a greedy
+  // spec there (cheap) and are sampled again on the host.
+  std::vector<SampleSpec> specs(rows);
+  std::vector<int32_t> device_tokens(rows, -1);
+  bool any_device = false;
+  for (size_t i = 0; i < rows; ++i) {
+    const SamplingParams& p = *views[i].params;
+    if (!samples_on_device(p)) {
+      specs[i].temperature = 0.0f;
+      continue;
+    }
+    any_device = true;
+    specs[i].temperature = p.temperature < kGreedyEpsilon ? 0.0f : p.temperature;
+    specs[i].top_k = p.top_k;
+    specs[i].top_p = p.top_p;
+    specs[i].seed = views[i].seed;
+    specs[i].offset = views[i].output.size();
+  }
+  const bool on_device = any_device && ops.sample_on_device(logits, static_cast<int>(rows),
+                                                            out.vocab, specs, device_tokens);
+  ops.synchronize();
+  if (!on_device) {
+    out.logits.resize(rows * vocab);
+    ops.to_host(out.logits.data(), logits, out.logits.size() * sizeof(float));
+  } else {
+    out.host_row.assign(rows, -1);
+    for (size_t i = 0; i < rows; ++i) {
+      if (samples_on_device(*views[i].params)) continue;
+      out.host_row[i] = static_cast<int32_t>(out.logits.size() / vocab);
+      out.logits.resize(out.logits.size() + vocab);
+      ops.to_host(out.logits.data() + out.logits.size() - vocab, logits + i * vocab,
+                  vocab * sizeof(float));
+    }
+  }
 
   out.sampled.reserve(rows);
   out.logprobs.reserve(rows);
-  for (const ScheduledSeq& s : plan.seqs) {
-    if (!s.sample) continue;
-    const SeqSampling view = source_.sampling_for(s.id);
-    const SampleResult r = sample_token(out.row(out.sampled.size()), *view.params,
-                                        {view.prompt, view.output}, view.seed);
-    out.sampled.push_back({s.id, r.token});
+  for (size_t i = 0; i < rows; ++i) {
+    const SeqSampling& view = views[i];
+    if (on_device && samples_on_device(*view.params)) {
+      out.sampled.push_back({ids[i], device_tokens[i]});
+      out.logprobs.emplace_back();
+      continue;
+    }
+    const SampleResult r =
+        sample_token(out.row(i), *view.params, {view.prompt, view.output}, view.seed);
+    out.sampled.push_back({ids[i], r.token});
     out.logprobs.push_back(r.logprob);
   }
   return out;

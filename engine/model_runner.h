@@ -4,6 +4,11 @@
 // need logits), runs copy-on-write block copies and the forward pass, and samples one token
 // for every sequence whose plan entry says `sample`.
 //
+// Sampling runs on the backend (Ops::sample_on_device) for every row whose parameters it
+// covers (temperature / top-k / top-p, no penalties, min_p, logprobs or n > 1); only the
+// other rows' logits are copied to the host and sampled there. On a backend with CUDA
+// graphs, decode steps are padded to a few batch sizes so that each size is captured once.
+//
 // Not thread-safe: the engine thread owns it.
 #include <optional>
 #include <span>
@@ -37,14 +42,19 @@ class SamplingSource {
 struct StepOutput {
   std::vector<SampledToken> sampled;                  // plan order, one per sampling seq
   std::vector<std::optional<TokenLogprob>> logprobs;  // aligned with sampled
-  std::vector<float> logits;                          // [sampled.size(), vocab], raw
+  std::vector<float> logits;                          // host rows, [.., vocab], raw
+  // logits row of the i-th sampled sequence, -1 when it was sampled on the device and its
+  // row never reached the host. Empty: row i is logits row i.
+  std::vector<int32_t> host_row;
   int vocab = 0;
 
   // Raw logits of the i-th sampled sequence (n > 1 samples its other choices from it).
-  std::span<const float> row(size_t i) const {
-    return {logits.data() + i * static_cast<size_t>(vocab), static_cast<size_t>(vocab)};
-  }
+  // Throws Error(kInternal) when that row stayed on the device.
+  std::span<const float> row(size_t i) const;
 };
+
+// Whether the backend's sampler covers these parameters (see the header comment).
+bool samples_on_device(const SamplingParams& params);
 
 // What the engine loop calls: `out = executor.execute(plan)`. ModelRunner is the real one;
 // tests substitute a scripted executor to drive the loop without a model.
@@ -56,7 +66,10 @@ class StepExecutor {
 
 class ModelRunner final : public StepExecutor {
  public:
-  ModelRunner(LlamaModel& model, int block_size, const SamplingSource& source);
+  // pad_decode_batches: pad decode-only steps to padded_decode_batch() sizes (for backends
+  // that replay decode steps from CUDA graphs).
+  ModelRunner(LlamaModel& model, int block_size, const SamplingSource& source,
+              bool pad_decode_batches = false);
 
   // Runs the plan's copies and forward pass, then samples. An empty plan does nothing.
   StepOutput execute(const StepPlan& plan) override;
@@ -65,6 +78,7 @@ class ModelRunner final : public StepExecutor {
   LlamaModel& model_;
   int block_size_;
   const SamplingSource& source_;
+  bool pad_decode_batches_;
 };
 
 }  // namespace tessera

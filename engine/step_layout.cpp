@@ -42,4 +42,31 @@ StepLayout build_step_layout(const StepPlan& plan, int block_size) {
   return layout;
 }
 
+bool is_decode_only(const StepLayout& layout) {
+  const int n = layout.num_seqs();
+  return n > 0 && layout.num_tokens() == n && static_cast<int>(layout.logit_rows.size()) == n;
+}
+
+int padded_decode_batch(int num_seqs) {
+  if (num_seqs <= 1) return 1;
+  if (num_seqs <= 2) return 2;
+  if (num_seqs <= 4) return 4;
+  if (num_seqs <= 256) return (num_seqs + 7) / 8 * 8;
+  return (num_seqs + 31) / 32 * 32;
+}
+
+void pad_decode_step(StepLayout& layout, int count) {
+  for (int i = 0; i < count; ++i) {
+    const auto row = static_cast<int32_t>(layout.tokens.size());
+    layout.tokens.push_back(0);
+    layout.positions.push_back(0);
+    layout.slot_mapping.push_back(0);
+    layout.query_start.push_back(row + 1);
+    layout.context_len.push_back(1);
+    layout.block_tables.push_back(0);
+    layout.block_table_start.push_back(static_cast<int32_t>(layout.block_tables.size()));
+    layout.logit_rows.push_back(row);
+  }
+}
+
 }  // namespace tessera

@@ -16,4 +16,17 @@ namespace tessera {
 // if a sequence's tokens disagree with its range or its block table is too short.
 StepLayout build_step_layout(const StepPlan& plan, int block_size);
 
+// True when every sequence contributes one token and samples it: the steps a backend
+// replays from CUDA graphs.
+bool is_decode_only(const StepLayout& layout);
+
+// The batch size a decode step of `num_seqs` is padded to, so that a few graph sizes cover
+// every batch: 1, 2, 4, then multiples of 8 up to 256, then multiples of 32.
+int padded_decode_batch(int num_seqs);
+
+// Appends `count` padding sequences: token 0 at position 0, written to slot 0 of the
+// reserved padding block 0 and attending only to it. Their logits rows come after the real
+// ones and are ignored.
+void pad_decode_step(StepLayout& layout, int count);
+
 }  // namespace tessera

@@ -124,7 +124,7 @@ size_t LlamaModel::kv_bytes_per_token() const {
          dtype_row_bytes(ops_.kv_dtype(), 1);
 }
 
-void LlamaModel::forward(const StepLayout& layout, std::vector<float>& logits) {
+const float* LlamaModel::forward_on_device(const StepLayout& layout) {
   if (!impl_->kv_ready) throw Error(ErrorKind::kInternal, "forward before init_kv_cache");
   const ModelConfig& c = config_;
   Impl& m = *impl_;
@@ -157,11 +157,16 @@ void LlamaModel::forward(const StepLayout& layout, std::vector<float>& logits) {
   }
   const bool replayed = decode_only && ops_.graph_replay(key);
   const bool capturing = decode_only && !replayed && ops_.graph_capture_begin(key);
-  logits.resize(static_cast<size_t>(num_logits) * c.vocab_size);
   if (!replayed) run_step(layout, capturing);
-  if (num_logits == 0) return;
+  return num_logits == 0 ? nullptr : m.logits.f32();
+}
+
+void LlamaModel::forward(const StepLayout& layout, std::vector<float>& logits) {
+  const float* device_logits = forward_on_device(layout);
+  logits.resize(layout.logit_rows.size() * static_cast<size_t>(config_.vocab_size));
+  if (device_logits == nullptr) return;
   ops_.synchronize();
-  ops_.to_host(logits.data(), m.logits.get(), logits.size() * sizeof(float));
+  ops_.to_host(logits.data(), device_logits, logits.size() * sizeof(float));
 }
 
 // The step's ops after begin_step (graph-capturable: no host synchronization inside).

@@ -19,6 +19,10 @@ class LlamaModel {
   void init_kv_cache(int num_blocks, int block_size);
   // Runs one step; logits: [layout.logit_rows.size(), vocab] on the host.
   void forward(const StepLayout& layout, std::vector<float>& logits);
+  // Runs one step and leaves the logits in backend memory: [layout.logit_rows.size(), vocab]
+  // f32, valid until the next forward. The work may still be in flight (the backend's own
+  // stream orders what follows); nullptr when the step has no logit rows.
+  const float* forward_on_device(const StepLayout& layout);
 
   const ModelConfig& config() const { return config_; }
   Ops& ops() { return ops_; }

@@ -3,6 +3,8 @@
 # benchmarks via bench/run_gpu.sh). Logs go to $OUT (default /var/tmp/tessera-gpu-out).
 # Build: the whole project (cmake -DTESSERA_GRPC=OFF) into /var/tmp/build; where the
 # machine lacks the server's packages, the standalone GPU project (cmake -S tests/gpu).
+# PREBUILT=DIR skips the build and runs the binaries tests/gpu/pack.sh put in DIR/bin
+# (with DIR/lib): the whole project built on Debian, engine and `tessera` included.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/var/tmp/tessera-gpu-out}
@@ -28,12 +30,18 @@ if ls tests/gpu/debs/*.deb >/dev/null 2>&1 && ! pkg-config --exists libpcre2-8 2
   export PKG_CONFIG_PATH=$root/usr/lib/x86_64-linux-gnu/pkgconfig
   export LD_LIBRARY_PATH=$root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
+MODEL=${MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+if [ -n "${PREBUILT:-}" ]; then
+  BUILD=$PREBUILT/bin
+  export LD_LIBRARY_PATH=$PREBUILT/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  echo "prebuilt: $(cat "$PREBUILT/commit" 2>/dev/null | tr '\n' ' ')" | tee -a "$OUT/env.txt"
+fi
 MODE=${1:-}
 if [ "$MODE" = "--model-only" ]; then
   TARGETS="gpu_model_check"
 fi
 
-if [ ! -f "$BUILD/build.ninja" ]; then
+if [ -z "${PREBUILT:-}" ] && [ ! -f "$BUILD/build.ninja" ]; then
   if ! cmake -S . -B "$BUILD" -G Ninja -DTESSERA_GRPC=OFF -DTESSERA_CUDA=ON \
       -DCMAKE_BUILD_TYPE=Release >"$OUT/configure.log" 2>&1; then
     echo "full configure failed (see configure.log); using the standalone GPU project"
@@ -44,12 +52,14 @@ if [ ! -f "$BUILD/build.ninja" ]; then
   fi
 fi
 # The model check is built when the build defines it (model/ and its forward pass present).
-if ninja -C "$BUILD" -t targets all 2>/dev/null | grep -q "^gpu_model_check:"; then
+if [ -n "${PREBUILT:-}" ]; then
+  [ -x "$BUILD/gpu_model_check" ] && [ "$MODE" != "--model-only" ] && TARGETS="$TARGETS gpu_model_check"
+elif ninja -C "$BUILD" -t targets all 2>/dev/null | grep -q "^gpu_model_check:"; then
   [ "$MODE" = "--model-only" ] || TARGETS="$TARGETS gpu_model_check"
 elif [ "$MODE" = "--model-only" ]; then
   echo "SKIP whole-model check: this build has no gpu_model_check"; exit 0
 fi
-if ! ninja -C "$BUILD" -j"$JOBS" $TARGETS >"$OUT/build.log" 2>&1; then
+if [ -z "${PREBUILT:-}" ] && ! ninja -C "$BUILD" -j"$JOBS" $TARGETS >"$OUT/build.log" 2>&1; then
   echo "FAIL build"; grep -E "error|FAILED" "$OUT/build.log" | head -40; exit 1
 fi
 bin() { find "$BUILD" -name "$1" -type f -perm -u+x | head -1; }
@@ -62,13 +72,20 @@ for check in $CHECKS; do
   "$(bin $check)" 2>&1 | tee "$OUT/$check.log" | grep -E "^(FAIL|SUMMARY)"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
-if [ -n "$(bin gpu_model_check)" ] && [ -f models/SmolLM2-135M-Instruct.Q4_1.gguf ]; then
+if [ -n "$(bin gpu_model_check)" ] && [ -f "$MODEL" ]; then
   echo "== gpu_model_check"
-  "$(bin gpu_model_check)" models/SmolLM2-135M-Instruct.Q4_1.gguf 2>&1 | tee "$OUT/gpu_model_check.log" \
+  "$(bin gpu_model_check)" "$MODEL" 2>&1 | tee "$OUT/gpu_model_check.log" \
     | grep -E "^(FAIL|PASS|SUMMARY)"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 else
   echo "SKIP whole-model check (needs gpu_model_check and the default model)"
+fi
+if [ -n "$(bin tessera)" ] && [ -f "$MODEL" ]; then
+  bash tests/gpu/engine_check.sh "$(dirname "$(bin tessera)")" "$MODEL" 2>&1 | tee "$OUT/engine_check.log" \
+    | grep -E "^(FAIL|PASS|INFO|SUMMARY)"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+else
+  echo "SKIP engine check (needs the tessera binary and the default model)"
 fi
 echo "GPU checks: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
 if [ "$MODE" != "--checks-only" ] && [ "$MODE" != "--model-only" ]; then

@@ -2,6 +2,8 @@
 // that reach the LM head.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "common/error.h"
 #include "engine/step_layout.h"
 
@@ -52,4 +54,43 @@ TEST_CASE("a plan with a short block table or wrong token count is an error", "[
   plan2.seqs[0].tokens.pop_back();
   CHECK_THROWS_AS(build_step_layout(plan2, 4), Error);
   CHECK(build_step_layout(StepPlan{}, 16).num_tokens() == 0);
+}
+
+TEST_CASE("decode batches pad to a few graph sizes", "[engine]") {
+  CHECK(padded_decode_batch(1) == 1);
+  CHECK(padded_decode_batch(2) == 2);
+  CHECK(padded_decode_batch(3) == 4);
+  CHECK(padded_decode_batch(5) == 8);
+  CHECK(padded_decode_batch(9) == 16);
+  CHECK(padded_decode_batch(256) == 256);
+  CHECK(padded_decode_batch(257) == 288);
+  for (int n = 1; n <= 600; ++n) {
+    const int p = padded_decode_batch(n);
+    REQUIRE(p >= n);
+    REQUIRE(p - n < std::max(8, n / 8));  // never pads more than ~1/8 beyond 64 sequences
+  }
+}
+
+TEST_CASE("padding a decode step appends sequences on the reserved block 0", "[engine]") {
+  StepPlan plan;
+  plan.seqs.push_back(seq(1, 20, 21, true, {9, 2}));
+  plan.seqs.push_back(seq(2, 3, 4, true, {4}));
+  plan.num_tokens = 2;
+  StepLayout l = build_step_layout(plan, 16);
+  REQUIRE(is_decode_only(l));
+  pad_decode_step(l, 2);
+  CHECK(l.tokens == std::vector<int32_t>{120, 103, 0, 0});
+  CHECK(l.positions == std::vector<int32_t>{20, 3, 0, 0});
+  CHECK(l.slot_mapping == std::vector<int32_t>{2 * 16 + 4, 4 * 16 + 3, 0, 0});
+  CHECK(l.query_start == std::vector<int32_t>{0, 1, 2, 3, 4});
+  CHECK(l.context_len == std::vector<int32_t>{21, 4, 1, 1});
+  CHECK(l.block_table_start == std::vector<int32_t>{0, 2, 3, 4, 5});
+  CHECK(l.block_tables == std::vector<int32_t>{9, 2, 4, 0, 0});
+  CHECK(l.logit_rows == std::vector<int32_t>{0, 1, 2, 3});
+  CHECK(is_decode_only(l));
+
+  StepPlan prefill;
+  prefill.seqs.push_back(seq(3, 0, 5, true, {1}));
+  prefill.num_tokens = 5;
+  CHECK_FALSE(is_decode_only(build_step_layout(prefill, 16)));
 }

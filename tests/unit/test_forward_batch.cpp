@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/simple_generate.h"
+#include "engine/step_layout.h"
 #include "kernels/ops.h"
 #include "model/llama_model.h"
 #include "model/weights.h"
@@ -81,4 +82,47 @@ TEST_CASE("mixed prefill + decode batch equals sequences run alone", "[forward]"
     INFO("sequence " << s);
     CHECK(diff / mag < 1e-5);
   }
+}
+
+TEST_CASE("padding sequences on block 0 leave a decode step's real rows unchanged", "[forward]") {
+  const std::string path =
+      std::string(TESSERA_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!std::filesystem::exists(path)) {
+    WARN("skipped: " << path << " is missing");
+    return;
+  }
+  LoadedModel loaded = load_model(path);
+  auto ops = make_cpu_ops(0);
+  LlamaModel model(loaded.config, loaded.weights, *ops);
+  const int vocab = loaded.config.vocab_size;
+  model.init_kv_cache(8, 16);
+  // Prefill two sequences (blocks 3 and 5), then decode one token of each, unpadded and
+  // padded to 8 (the padding writes and reads only block 0).
+  StepLayout prefill;
+  prefill.block_size = 16;
+  prefill.tokens = {504, 3575, 282, 9690, 42};
+  prefill.positions = {0, 1, 2, 0, 1};
+  prefill.slot_mapping = {48, 49, 50, 80, 81};
+  prefill.query_start = {0, 3, 5};
+  prefill.context_len = {3, 2};
+  prefill.block_table_start = {0, 1, 2};
+  prefill.block_tables = {3, 5};
+  std::vector<float> logits;
+  model.forward(prefill, logits);
+  StepLayout decode;
+  decode.block_size = 16;
+  decode.tokens = {4649, 17};
+  decode.positions = {3, 2};
+  decode.slot_mapping = {51, 82};
+  decode.query_start = {0, 1, 2};
+  decode.context_len = {4, 3};
+  decode.block_table_start = {0, 1, 2};
+  decode.block_tables = {3, 5};
+  decode.logit_rows = {0, 1};
+  std::vector<float> plain, padded;
+  model.forward(decode, plain);
+  pad_decode_step(decode, 6);
+  model.forward(decode, padded);
+  REQUIRE(padded.size() == 8u * vocab);
+  for (int i = 0; i < 2 * vocab; ++i) REQUIRE(padded[i] == Approx(plain[i]).margin(1e-4));
 }
