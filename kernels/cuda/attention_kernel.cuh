@@ -7,6 +7,7 @@
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/mma_utils.cuh"
 
 namespace tessera::cuda {
@@ -32,6 +33,8 @@ struct AttentionConfig {
 
 template <typename TKV, int D, bool kDecode>
 __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttentionArgs a) {
+  pdl_wait();
+  pdl_launch_dependents();
   using C = AttentionConfig<TKV, D, kDecode>;
   constexpr float kLog2e = 1.4426950408889634f;
   const AttentionWorkItem item = a.items[blockIdx.x];
@@ -341,8 +344,7 @@ cudaError_t launch_attention_instance(const PagedAttentionArgs& a, cudaStream_t 
   }
   if (a.num_items == 0) return cudaSuccess;
   dim3 grid(a.num_items, a.num_kv_heads);
-  kernel<<<grid, C::kThreads, C::kSmemBytes, stream>>>(a);
-  return cudaGetLastError();
+  return launch_kernel(kernel, grid, dim3(C::kThreads), C::kSmemBytes, stream, a);
 }
 
 }  // namespace tessera::cuda

@@ -2,6 +2,7 @@
 #include <cuda_bf16.h>
 
 #include "kernels/cuda/attention.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace tessera::cuda {
 
@@ -39,6 +40,8 @@ constexpr int kMergeMaxRows = 64;
 __global__ void __launch_bounds__(kMergeThreads)
     attention_merge_kernel(const PagedAttentionArgs a, const AttentionMerge* merges,
                            int rows_per_item) {
+  pdl_wait();
+  pdl_launch_dependents();
   __shared__ float s_w[kMergeMaxRows][kMergeMaxSplits];
   const AttentionMerge mg = merges[blockIdx.x];
   const int kvh = blockIdx.y;
@@ -109,8 +112,8 @@ cudaError_t launch_attention_merge(const PagedAttentionArgs& args, AttentionMode
   if (num_merges == 0) return cudaSuccess;
   if (args.head_dim % 4 != 0 || attention_rows(mode) > kMergeMaxRows) return cudaErrorInvalidValue;
   dim3 grid(num_merges, args.num_kv_heads, (args.head_dim + kMergeSlice - 1) / kMergeSlice);
-  attention_merge_kernel<<<grid, kMergeThreads, 0, stream>>>(args, merges, attention_rows(mode));
-  return cudaGetLastError();
+  return launch_kernel(attention_merge_kernel, grid, dim3(kMergeThreads), 0, stream, args, merges,
+                       attention_rows(mode));
 }
 
 }  // namespace tessera::cuda

@@ -1,11 +1,14 @@
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace tessera::cuda {
 namespace {
 
 __global__ void gather_rows_kernel(const __nv_bfloat16* x, int dim, const int32_t* rows,
                                    __nv_bfloat16* out) {
+  pdl_wait();
+  pdl_launch_dependents();
   const uint4* src = reinterpret_cast<const uint4*>(x + int64_t(rows[blockIdx.x]) * dim);
   uint4* dst = reinterpret_cast<uint4*>(out + int64_t(blockIdx.x) * dim);
   for (int i = threadIdx.x; i < dim / 8; i += blockDim.x) dst[i] = src[i];
@@ -13,6 +16,8 @@ __global__ void gather_rows_kernel(const __nv_bfloat16* x, int dim, const int32_
 
 __global__ void copy_kv_blocks_kernel(uint8_t* pools, int num_blocks, size_t block_bytes,
                                       const int2* pairs) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int2 p = pairs[blockIdx.x];
   // blockIdx.y enumerates (layer, K or V) pools, each num_blocks * block_bytes long.
   uint8_t* pool = pools + size_t(blockIdx.y) * num_blocks * block_bytes;
@@ -27,8 +32,7 @@ cudaError_t launch_gather_rows(const __nv_bfloat16* x, int dim, const int32_t* r
                                __nv_bfloat16* out, cudaStream_t stream) {
   if (dim % 8 != 0) return cudaErrorInvalidValue;
   if (num_rows == 0) return cudaSuccess;
-  gather_rows_kernel<<<num_rows, 128, 0, stream>>>(x, dim, rows, out);
-  return cudaGetLastError();
+  return launch_kernel(gather_rows_kernel, dim3(num_rows), dim3(128), 0, stream, x, dim, rows, out);
 }
 
 cudaError_t launch_copy_kv_blocks(void* pools, int num_layers, int num_blocks, size_t block_bytes,
@@ -36,9 +40,8 @@ cudaError_t launch_copy_kv_blocks(void* pools, int num_layers, int num_blocks, s
   if (block_bytes % 16 != 0) return cudaErrorInvalidValue;
   if (num_pairs == 0) return cudaSuccess;
   dim3 grid(num_pairs, num_layers * 2);
-  copy_kv_blocks_kernel<<<grid, 256, 0, stream>>>(static_cast<uint8_t*>(pools), num_blocks,
-                                                  block_bytes, pairs);
-  return cudaGetLastError();
+  return launch_kernel(copy_kv_blocks_kernel, grid, dim3(256), 0, stream,
+                       static_cast<uint8_t*>(pools), num_blocks, block_bytes, pairs);
 }
 
 }  // namespace tessera::cuda

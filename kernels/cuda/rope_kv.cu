@@ -1,6 +1,7 @@
 // RoPE on q and k, fused with storing k and v into the paged cache.
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace tessera::cuda {
 namespace {
@@ -19,6 +20,8 @@ __device__ __forceinline__ void pair_index(int i, int rotary, bool neox, int* a,
 
 template <typename TKV>
 __global__ void rope_store_kernel(RopeStoreArgs a) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int t = blockIdx.x;
   const float pos = static_cast<float>(a.positions[t]);
   const int half = a.head_dim / 2;
@@ -69,15 +72,14 @@ cudaError_t launch_rope_store_kv(const RopeStoreArgs& a, cudaStream_t stream) {
   const int threads = 256;
   switch (a.kv_dtype) {
     case DType::kBF16:
-      rope_store_kernel<__nv_bfloat16><<<a.num_tokens, threads, 0, stream>>>(a);
-      break;
+      return launch_kernel(rope_store_kernel<__nv_bfloat16>, dim3(a.num_tokens), dim3(threads), 0,
+                           stream, a);
     case DType::kF16:
-      rope_store_kernel<__half><<<a.num_tokens, threads, 0, stream>>>(a);
-      break;
+      return launch_kernel(rope_store_kernel<__half>, dim3(a.num_tokens), dim3(threads), 0, stream,
+                           a);
     default:
       return cudaErrorInvalidValue;
   }
-  return cudaGetLastError();
 }
 
 }  // namespace tessera::cuda

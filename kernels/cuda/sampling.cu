@@ -1,6 +1,7 @@
 #include <cfloat>
 
 #include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/sampling.h"
 
 namespace tessera::cuda {
@@ -72,6 +73,8 @@ __device__ uint32_t radix_select(const float* row, int vocab, uint32_t floor_key
 
 __global__ void __launch_bounds__(kThreads)
     sample_kernel(const float* logits, int vocab, const DeviceSampleSpec* specs, int32_t* out) {
+  pdl_wait();
+  pdl_launch_dependents();
   __shared__ SampleShared sh;
   const float* row = logits + int64_t(blockIdx.x) * vocab;
   const DeviceSampleSpec spec = specs[blockIdx.x];
@@ -193,8 +196,8 @@ cudaError_t launch_sample(const float* logits, int rows, int vocab, const Device
                           int32_t* out, cudaStream_t stream) {
   if (vocab <= 0) return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
-  sample_kernel<<<rows, kThreads, 0, stream>>>(logits, vocab, specs, out);
-  return cudaGetLastError();
+  return launch_kernel(sample_kernel, dim3(rows), dim3(kThreads), 0, stream, logits, vocab, specs,
+                       out);
 }
 
 float sample_uniform(uint64_t seed, uint64_t offset) {

@@ -1,11 +1,14 @@
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace tessera::cuda {
 namespace {
 
 __global__ void silu_mul_kernel(const __nv_bfloat16* gate, const __nv_bfloat16* up, int64_t count,
                                 __nv_bfloat16* out) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   const int64_t vec = count / 8;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < vec; i += stride) {
@@ -31,8 +34,7 @@ cudaError_t launch_silu_mul(const __nv_bfloat16* gate, const __nv_bfloat16* up, 
   if (count == 0) return cudaSuccess;
   const int64_t vec = (count + 7) / 8;
   const int blocks = static_cast<int>(vec / 256 + 1 < 132 * 16 ? vec / 256 + 1 : 132 * 16);
-  silu_mul_kernel<<<blocks, 256, 0, stream>>>(gate, up, count, out);
-  return cudaGetLastError();
+  return launch_kernel(silu_mul_kernel, dim3(blocks), dim3(256), 0, stream, gate, up, count, out);
 }
 
 }  // namespace tessera::cuda
