@@ -105,6 +105,10 @@ class Ops {
   // Activations between ops are in this dtype (f32 on CPU, bf16 on CUDA).
   virtual DType activation_dtype() const = 0;
   size_t activation_bytes(int64_t elems) const;
+  // The residual stream h carries every layer's sum, so a backend may keep it wider than the
+  // other activations (CUDA: f32 residual, bf16 activations) to avoid rounding it per add.
+  virtual DType residual_dtype() const { return activation_dtype(); }
+  size_t residual_bytes(int64_t elems) const { return dtype_row_bytes(residual_dtype(), elems); }
 
   // Backend memory (host RAM on CPU, device memory on CUDA).
   virtual void* alloc(size_t bytes) = 0;
@@ -129,9 +133,10 @@ class Ops {
   // Uploads the step's metadata once; the ops below read it. Must precede them every step.
   virtual void begin_step(const StepLayout& layout) = 0;
 
-  // out: [T, dim] = table[tokens]
+  // out: [T, dim] = table[tokens]; out is a residual buffer, in residual_dtype().
   virtual void embedding(const Weight& table, void* out) = 0;
-  // residual: [T, dim]; if x != nullptr, residual += x first; out = rms_norm(residual) * gamma
+  // residual: [T, dim]; if x != nullptr, residual += x first; out = rms_norm(residual) * gamma.
+  // residual is read and written in residual_dtype(); x and out are in activation_dtype().
   virtual void add_rms_norm(void* residual, const void* x, const Weight& gamma, float eps,
                             void* out) = 0;
   // x: [rows, w.cols] -> out: [rows, w.rows]

@@ -133,7 +133,7 @@ const float* LlamaModel::forward_on_device(const StepLayout& layout) {
   const int64_t dim = c.hidden_size, qdim = int64_t{c.num_heads} * c.head_dim;
   const int64_t kvdim = int64_t{c.num_kv_heads} * c.head_dim, ffn = c.intermediate_size;
   auto bytes = [&](int64_t elems) { return ops_.activation_bytes(elems); };
-  m.h.resize(ops_, bytes(t * dim));
+  m.h.resize(ops_, ops_.residual_bytes(t * dim));
   m.xn.resize(ops_, bytes(t * dim));
   m.q.resize(ops_, bytes(t * qdim));
   m.k.resize(ops_, bytes(t * kvdim));

@@ -71,7 +71,7 @@ class Model {
       return buffers_.back();
     };
     const size_t t = max_tokens;
-    resid_ = a(t * s_.dim * 2);
+    resid_ = a(ops_.residual_bytes(int64_t(t) * s_.dim));
     h_ = a(t * s_.dim * 2);
     q_ = a(t * s_.heads * s_.head_dim * 2);
     k_ = a(t * s_.kv_heads * s_.head_dim * 2);

@@ -366,7 +366,7 @@ void CudaOps::embedding(const Weight& table, void* out) {
   }
   check_launch(launch_embedding(static_cast<const bf16*>(table.data), table.rows,
                                 static_cast<int>(table.cols), meta(off_.tokens),
-                                layout_.num_tokens(), static_cast<bf16*>(out), stream_),
+                                layout_.num_tokens(), static_cast<float*>(out), stream_),
                "embedding");
 }
 
@@ -374,7 +374,7 @@ void CudaOps::add_rms_norm(void* residual, const void* x, const Weight& gamma, f
                            void* out) {
   if (gamma.dtype != DType::kF32) invalid("add_rms_norm: gamma must be a 1-D f32 weight");
   check_launch(
-      launch_add_rms_norm(static_cast<bf16*>(residual), static_cast<const bf16*>(x),
+      launch_add_rms_norm(static_cast<float*>(residual), static_cast<const bf16*>(x),
                           static_cast<const float*>(gamma.data), layout_.num_tokens(),
                           static_cast<int>(gamma.cols), eps, static_cast<bf16*>(out), stream_),
       "add_rms_norm");

@@ -1,6 +1,7 @@
 #pragma once
-// The CUDA backend behind kernels/ops.h. bf16 activations, fp32 accumulation; weights are
-// kept as bf16 matrices (quantized GGUF weights are dequantized on upload) and f32 vectors.
+// The CUDA backend behind kernels/ops.h. bf16 activations, an f32 residual stream, fp32
+// accumulation; weights are kept as bf16 matrices (quantized GGUF weights are dequantized on
+// upload) and f32 vectors.
 // All work is issued on one stream; to_host / synchronize wait for it. Not thread-safe: use
 // one instance from one thread (it binds its device on construction and in begin_step).
 #include <cuda_runtime.h>
@@ -40,6 +41,8 @@ class CudaOps final : public Ops {
 
   std::string name() const override { return "cuda"; }
   DType activation_dtype() const override { return DType::kBF16; }
+  // f32: a bf16 residual rounded after every add drifts from the CPU backend over the layers.
+  DType residual_dtype() const override { return DType::kF32; }
 
   void* alloc(size_t bytes) override;
   void free(void* ptr) override;

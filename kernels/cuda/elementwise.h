@@ -1,6 +1,7 @@
 #pragma once
 // Host launchers of the small CUDA kernels (one concern per .cu file). Each takes device
-// pointers, shapes and a stream and returns the launch status. Activations are bf16.
+// pointers, shapes and a stream and returns the launch status. Activations are bf16; the
+// residual stream (embedding's output, add_rms_norm's residual) is f32.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -10,15 +11,15 @@
 
 namespace tessera::cuda {
 
-// table: [vocab, dim]; tokens: [num_tokens] -> out: [num_tokens, dim]. Ids outside
-// [0, vocab) give zero rows (the host validates ids before launching).
+// table: [vocab, dim] bf16; tokens: [num_tokens] -> out: [num_tokens, dim] f32. Ids outside
+// [0, vocab) give zero rows (the host validates ids before launching). dim % 8 == 0.
 cudaError_t launch_embedding(const __nv_bfloat16* table, int64_t vocab, int dim,
-                             const int32_t* tokens, int num_tokens, __nv_bfloat16* out,
+                             const int32_t* tokens, int num_tokens, float* out,
                              cudaStream_t stream);
 
-// residual: [rows, dim] (+= x when x != nullptr, stored rounded to bf16);
-// out = residual * rsqrt(mean(residual^2) + eps) * gamma, gamma f32 [dim]. dim % 8 == 0.
-cudaError_t launch_add_rms_norm(__nv_bfloat16* residual, const __nv_bfloat16* x, const float* gamma,
+// residual: [rows, dim] f32 (+= x in f32 when x != nullptr); x: [rows, dim] bf16;
+// out (bf16) = residual * rsqrt(mean(residual^2) + eps) * gamma, gamma f32 [dim]. dim % 8 == 0.
+cudaError_t launch_add_rms_norm(float* residual, const __nv_bfloat16* x, const float* gamma,
                                 int rows, int dim, float eps, __nv_bfloat16* out,
                                 cudaStream_t stream);
 

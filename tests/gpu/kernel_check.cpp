@@ -1,6 +1,7 @@
-// GPU checks of the CUDA backend's non-attention ops against fp64 references: embedding,
-// add_rms_norm, matmul / lm_head (cuBLASLt), silu_mul, gather_logit_rows, rope_store_kv
-// (both layouts, Llama-3 scaling, writes into the paged cache), copy_kv_blocks.
+// GPU checks of the CUDA backend's non-attention ops against fp64 references: embedding and
+// add_rms_norm (f32 residual stream, bf16 x / out), matmul / lm_head (cuBLASLt), silu_mul,
+// gather_logit_rows, rope_store_kv (both layouts, Llama-3 scaling, writes into the paged
+// cache), copy_kv_blocks.
 #include <cmath>
 #include <cstring>
 #include <numbers>
@@ -26,6 +27,31 @@ void init_cache(Ops& ops, int layers, int blocks, int kv_heads, int head_dim, DT
   ops.init_kv_cache(kv);
 }
 
+// The residual stream is f32: its values must come back exact to f32 rounding (a bf16
+// residual would show ~2e-3).
+bool f32_ok(const ErrorStats& s, double tol = 1e-6) {
+  return s.non_finite == 0 && s.rel < tol && s.worst_row < tol;
+}
+
+// Random f32 values (not bf16-representable, so a bf16 round trip would show).
+std::vector<float> random_f32(Rng& rng, size_t n, float std = 1.0f) {
+  std::vector<float> v(n);
+  for (auto& x : v) x = rng.normal(std);
+  return v;
+}
+
+std::vector<double> to_doubles(const std::vector<float>& v) {
+  return std::vector<double>(v.begin(), v.end());
+}
+
+void check_residual_dtype(Ops& ops, Report& rep) {
+  rep.check(ops.residual_dtype() == DType::kF32 && ops.activation_dtype() == DType::kBF16 &&
+                ops.residual_bytes(576) == 576 * 4,
+            "residual_dtype",
+            std::string("residual ") + dtype_name(ops.residual_dtype()) + ", activations " +
+                dtype_name(ops.activation_dtype()));
+}
+
 void check_embedding(Ops& ops, Rng& rng, Report& rep, int vocab, int dim, int tokens) {
   init_cache(ops, 1, 64, 1, 64, DType::kBF16);
   StepLayout l = build_layout(rng, {tokens}, {tokens}, kBlock, 64);
@@ -33,17 +59,18 @@ void check_embedding(Ops& ops, Rng& rng, Report& rep, int vocab, int dim, int to
   ops.begin_step(l);
   Bf16Data table = random_bf16(rng, size_t(vocab) * dim);
   Weight w = ops.upload(host_tensor(DType::kBF16, vocab, dim, table.bits.data()));
-  DevBuf out(ops, size_t(tokens) * dim * 2);
+  DevBuf out(ops, ops.residual_bytes(int64_t(tokens) * dim));
   out.poison();
   ops.embedding(w, out.get());
-  std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(size_t(tokens) * dim));
+  // f32 rows: widening bf16 is exact, so the rows must equal the table bit for bit.
+  std::vector<double> got = to_doubles(out.download<float>(size_t(tokens) * dim));
   std::vector<double> ref(got.size());
   for (int t = 0; t < tokens; ++t) {
     for (int d = 0; d < dim; ++d)
       ref[size_t(t) * dim + d] = table.values[size_t(l.tokens[t]) * dim + d];
   }
   ErrorStats s = compare(got, ref, dim);
-  rep.check(s.rel == 0 && s.non_finite == 0, "embedding",
+  rep.check(s.rel == 0 && s.non_finite == 0, "embedding_f32",
             "vocab=" + std::to_string(vocab) + " dim=" + std::to_string(dim) +
                 " T=" + std::to_string(tokens) + " " + describe(s));
   // A token outside the vocabulary must be rejected, not read out of bounds.
@@ -58,39 +85,81 @@ void check_embedding(Ops& ops, Rng& rng, Report& rep, int vocab, int dim, int to
   rep.check(threw, "embedding_rejects_bad_id", "");
 }
 
-void check_rms_norm(Ops& ops, Rng& rng, Report& rep, int rows, int dim, bool with_x) {
-  init_cache(ops, 1, 64, 1, 64, DType::kBF16);
-  ops.begin_step(build_layout(rng, {rows}, {rows}, kBlock, 64));
-  Bf16Data res = random_bf16(rng, size_t(rows) * dim), x = random_bf16(rng, size_t(rows) * dim);
-  std::vector<float> gamma(dim);
-  for (auto& g : gamma) g = 1.0f + 0.5f * rng.normal();
-  Weight gw = ops.upload(host_tensor(DType::kF32, 1, dim, gamma.data()));
-  DevBuf dres(ops, res.bits.size() * 2), dx(ops, x.bits.size() * 2), out(ops, res.bits.size() * 2);
-  dres.upload(res.bits);
-  dx.upload(x.bits);
-  out.poison();
-  const float eps = 1e-5f;
-  ops.add_rms_norm(dres.get(), with_x ? dx.get() : nullptr, gw, eps, out.get());
-  std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(res.bits.size()));
-  std::vector<double> got_res = bf16_to_doubles(dres.download<uint16_t>(res.bits.size()));
-  std::vector<double> ref(got.size()), ref_res(got.size());
+// fp64 reference of add_rms_norm: updates ref_res in place, returns the normalized rows.
+std::vector<double> ref_add_rms_norm(std::vector<double>& ref_res, const std::vector<double>* x,
+                                     const std::vector<float>& gamma, int rows, int dim,
+                                     double eps) {
+  std::vector<double> out(ref_res.size());
   for (int r = 0; r < rows; ++r) {
     double ss = 0;
     for (int d = 0; d < dim; ++d) {
       const size_t i = size_t(r) * dim + d;
-      ref_res[i] = res.values[i] + (with_x ? x.values[i] : 0.0);
+      if (x) ref_res[i] += (*x)[i];
       ss += ref_res[i] * ref_res[i];
     }
     const double inv = 1.0 / std::sqrt(ss / dim + eps);
     for (int d = 0; d < dim; ++d) {
       const size_t i = size_t(r) * dim + d;
-      ref[i] = ref_res[i] * inv * gamma[d];
+      out[i] = ref_res[i] * inv * gamma[d];
     }
   }
+  return out;
+}
+
+void check_rms_norm(Ops& ops, Rng& rng, Report& rep, int rows, int dim, bool with_x) {
+  init_cache(ops, 1, 64, 1, 64, DType::kBF16);
+  ops.begin_step(build_layout(rng, {rows}, {rows}, kBlock, 64));
+  const size_t n = size_t(rows) * dim;
+  const std::vector<float> res = random_f32(rng, n);
+  Bf16Data x = random_bf16(rng, n);
+  std::vector<float> gamma(dim);
+  for (auto& g : gamma) g = 1.0f + 0.5f * rng.normal();
+  Weight gw = ops.upload(host_tensor(DType::kF32, 1, dim, gamma.data()));
+  DevBuf dres(ops, ops.residual_bytes(int64_t(n))), dx(ops, n * 2), out(ops, n * 2);
+  dres.upload(res);
+  dx.upload(x.bits);
+  out.poison();
+  const float eps = 1e-5f;
+  ops.add_rms_norm(dres.get(), with_x ? dx.get() : nullptr, gw, eps, out.get());
+  std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(n));
+  std::vector<double> got_res = to_doubles(dres.download<float>(n));
+  std::vector<double> ref_res = to_doubles(res);
+  std::vector<double> ref =
+      ref_add_rms_norm(ref_res, with_x ? &x.values : nullptr, gamma, rows, dim, eps);
   ErrorStats s = compare(got, ref, dim), sr = compare(got_res, ref_res, dim);
-  rep.check(bf16_ok(s) && bf16_ok(sr), std::string("add_rms_norm") + (with_x ? "+residual" : ""),
+  rep.check(bf16_ok(s) && f32_ok(sr), std::string("add_rms_norm") + (with_x ? "+residual" : ""),
             "rows=" + std::to_string(rows) + " dim=" + std::to_string(dim) + " out " + describe(s) +
-                " residual " + describe(sr));
+                " residual(f32) " + describe(sr));
+}
+
+// Many small adds onto a larger residual, as over a model's layers: each x is far below bf16
+// resolution of the residual, so a residual rounded to bf16 per add would lose or distort
+// them (~1e-2 drift); an f32 residual stays within f32 rounding of the fp64 sum.
+void check_residual_accumulation(Ops& ops, Rng& rng, Report& rep, int rows, int dim, int adds) {
+  init_cache(ops, 1, 64, 1, 64, DType::kBF16);
+  ops.begin_step(build_layout(rng, {rows}, {rows}, kBlock, 64));
+  const size_t n = size_t(rows) * dim;
+  const std::vector<float> res = random_f32(rng, n, 8.0f);
+  std::vector<float> gamma(dim);
+  for (auto& g : gamma) g = 1.0f + 0.5f * rng.normal();
+  Weight gw = ops.upload(host_tensor(DType::kF32, 1, dim, gamma.data()));
+  DevBuf dres(ops, ops.residual_bytes(int64_t(n))), dx(ops, n * 2), out(ops, n * 2);
+  dres.upload(res);
+  std::vector<double> ref_res = to_doubles(res), ref;
+  const float eps = 1e-5f;
+  for (int k = 0; k < adds; ++k) {
+    Bf16Data x = random_bf16(rng, n, 0.02f);
+    dx.upload(x.bits);
+    out.poison();
+    ops.add_rms_norm(dres.get(), dx.get(), gw, eps, out.get());
+    ref = ref_add_rms_norm(ref_res, &x.values, gamma, rows, dim, eps);
+  }
+  std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(n));
+  std::vector<double> got_res = to_doubles(dres.download<float>(n));
+  ErrorStats s = compare(got, ref, dim), sr = compare(got_res, ref_res, dim);
+  rep.check(bf16_ok(s) && f32_ok(sr, 1e-5), "add_rms_norm_accumulate",
+            "rows=" + std::to_string(rows) + " dim=" + std::to_string(dim) + " adds=" +
+                std::to_string(adds) + " out " + describe(s) + " residual(f32) " + describe(sr));
 }
 
 void check_matmul(Ops& ops, Rng& rng, Report& rep, int rows, int n, int k, bool f32_out,
@@ -316,6 +385,7 @@ int main() {
   try {
     auto ops = make_cuda_ops(0);
     Rng rng(20261129);
+    check_residual_dtype(*ops, rep);
     check_embedding(*ops, rng, rep, 1000, 576, 37);
     check_embedding(*ops, rng, rep, 4000, 4096, 5);
     for (int rows : {1, 7, 129}) {
@@ -324,6 +394,8 @@ int main() {
       }
     }
     check_rms_norm(*ops, rng, rep, 33, 576, false);
+    check_residual_accumulation(*ops, rng, rep, 5, 576, 64);
+    check_residual_accumulation(*ops, rng, rep, 2, 4096, 64);
     check_matmul(*ops, rng, rep, 1, 4096, 4096, false, DType::kBF16);
     check_matmul(*ops, rng, rep, 7, 1536, 576, false, DType::kBF16);
     check_matmul(*ops, rng, rep, 64, 576, 1536, false, DType::kBF16);
