@@ -1,5 +1,6 @@
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace tessera::cuda {
 namespace {
@@ -8,6 +9,8 @@ namespace {
 // (two 16-byte stores), since the row starts the f32 residual stream.
 __global__ void embedding_kernel(const __nv_bfloat16* table, int64_t vocab, int dim,
                                  const int32_t* tokens, float* out) {
+  pdl_wait();
+  pdl_launch_dependents();
   const int t = blockIdx.x;
   const int64_t id = tokens[t];
   const bool ok = id >= 0 && id < vocab;
@@ -28,8 +31,8 @@ cudaError_t launch_embedding(const __nv_bfloat16* table, int64_t vocab, int dim,
                              cudaStream_t stream) {
   if (dim % 8 != 0) return cudaErrorInvalidValue;
   if (num_tokens == 0) return cudaSuccess;
-  embedding_kernel<<<num_tokens, 128, 0, stream>>>(table, vocab, dim, tokens, out);
-  return cudaGetLastError();
+  return launch_kernel(embedding_kernel, dim3(num_tokens), dim3(128), 0, stream, table, vocab, dim,
+                       tokens, out);
 }
 
 }  // namespace tessera::cuda

@@ -1,5 +1,6 @@
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/launch.cuh"
 
 namespace tessera::cuda {
 namespace {
@@ -15,6 +16,8 @@ __device__ __forceinline__ void load8(const float4* p, int i, float r[8]) {
 // the values stored back and read by the next layer. Only `out` is rounded to bf16.
 __global__ void add_rms_norm_kernel(float* residual, const __nv_bfloat16* x, const float* gamma,
                                     int dim, float eps, __nv_bfloat16* out) {
+  pdl_wait();
+  pdl_launch_dependents();
   __shared__ float scratch[32];
   const int64_t row = blockIdx.x;
   float4* res = reinterpret_cast<float4*>(residual + row * dim);
@@ -55,8 +58,8 @@ cudaError_t launch_add_rms_norm(float* residual, const __nv_bfloat16* x, const f
   if (dim % 8 != 0) return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
   const int threads = dim / 8 >= 512 ? 512 : ((dim / 8 + 31) / 32) * 32;
-  add_rms_norm_kernel<<<rows, threads, 0, stream>>>(residual, x, gamma, dim, eps, out);
-  return cudaGetLastError();
+  return launch_kernel(add_rms_norm_kernel, dim3(rows), dim3(threads), 0, stream, residual, x,
+                       gamma, dim, eps, out);
 }
 
 }  // namespace tessera::cuda
