@@ -146,6 +146,18 @@ class Ops {
                                void* out) = 0;
   // gate, up, out: [T, ffn]; out = silu(gate) * up
   virtual void silu_mul(const void* gate, const void* up, int64_t count, void* out) = 0;
+
+  // Fused projections; the defaults issue the separate ops, a backend overrides them where
+  // one launch streams the weights better (decode-sized batches).
+  // outs[i] = x ws[i] for every i, as matmul does (ws.size() == outs.size(); all ws share
+  // cols). For the Q/K/V projections of one layer.
+  virtual void matmul_multi(const void* x, int rows, std::span<const Weight* const> ws,
+                            std::span<void* const> outs);
+  // out: [rows, gate.rows] = silu(x Wgate) * (x Wup); gate and up have the same shape.
+  // scratch: a caller buffer of [rows, up.rows] activations that a backend may use for the
+  // up projection (the default does); its contents afterwards are unspecified.
+  virtual void gate_up_silu(const void* x, int rows, const Weight& gate, const Weight& up,
+                            void* scratch, void* out);
   // x: [T, dim] -> out: [R, dim] with the step's logit_rows
   virtual void gather_logit_rows(const void* x, int dim, void* out) = 0;
   // x: [rows, w.cols] -> logits: [rows, w.rows] in f32 (backend memory)
