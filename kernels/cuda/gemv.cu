@@ -10,28 +10,41 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-constexpr int kWarps = 8;   // output rows per CTA, one per warp
-constexpr int kUnroll = 8;  // independent 16-byte loads in flight per lane and weight row
+constexpr int kWarps = 8;  // warps per CTA, each owning RB consecutive output rows
 
-// The kernel's copy of a GemvGroup: weight i owns stacked rows [start[i], start[i + 1]).
+// Output rows per warp for a batch of m rows. Per 16-byte weight load a lane also loads and
+// unpacks m 16-byte pieces of x; from m = 2 on that, not HBM, limits the kernel, so a warp
+// streams RB weight rows that share each x load.
+constexpr int rows_per_warp(int m) {
+  return m >= 4 ? 4 : m >= 2 ? 2 : 1;
+}
+// 16-byte loads in flight per lane and weight row: about 8 to 16 per lane in all, as far as
+// the registers allow.
+constexpr int unroll_for(int streams) {
+  return streams >= 8 ? 2 : streams >= 4 ? 4 : 8;
+}
+
+// The kernel's copy of a GemvGroup, in warp tasks of RB rows: weight i owns tasks
+// [start[i], start[i + 1]), so a task never straddles two weights.
 struct GroupArgs {
   const uint4* w[kMaxGemvGroup];
   void* out[kMaxGemvGroup];
+  int n[kMaxGemvGroup];
   int start[kMaxGemvGroup + 1];
   int count;
   int total;  // start[count], kept apart so no dynamic index reads the params
 };
 
-// One round of kUnroll chunks per lane from chunk `base` (this lane's): every weight load is
-// issued before the first FMA so the loads overlap. Full: all chunks in range, no predicates
-// (the last, partial round of a row takes Full = false and keeps its loads in flight too).
-template <int M, int R, bool Full>
+// One round of U chunks per lane from chunk `base` (this lane's): every weight load is issued
+// before the first FMA so the loads overlap. Full: all chunks in range, no predicates (the
+// last, partial round of a row takes Full = false and keeps its loads in flight too).
+template <int M, int R, int U, bool Full>
 __device__ __forceinline__ void stream_round(const uint4* const (&w)[R],
                                              const uint4* __restrict__ x, int chunks, int base,
                                              float (&acc)[R][M]) {
-  uint4 wv[R][kUnroll];
+  uint4 wv[R][U];
 #pragma unroll
-  for (int u = 0; u < kUnroll; ++u) {
+  for (int u = 0; u < U; ++u) {
     const int c = base + 32 * u;
 #pragma unroll
     for (int r = 0; r < R; ++r) {
@@ -39,20 +52,19 @@ __device__ __forceinline__ void stream_round(const uint4* const (&w)[R],
     }
   }
 #pragma unroll
-  for (int u = 0; u < kUnroll; ++u) {
+  for (int u = 0; u < U; ++u) {
     const int c = base + 32 * u;
     if (Full || c < chunks) {
-      float wf[R][8];
-#pragma unroll
-      for (int r = 0; r < R; ++r) unpack8<bf16>(wv[r][u], wf[r]);
 #pragma unroll
       for (int m = 0; m < M; ++m) {
         float xf[8];
         unpack8<bf16>(__ldg(x + size_t(m) * chunks + c), xf);
 #pragma unroll
         for (int r = 0; r < R; ++r) {
+          float wf[8];
+          unpack8<bf16>(wv[r][u], wf);
 #pragma unroll
-          for (int j = 0; j < 8; ++j) acc[r][m] = fmaf(wf[r][j], xf[j], acc[r][m]);
+          for (int j = 0; j < 8; ++j) acc[r][m] = fmaf(wf[j], xf[j], acc[r][m]);
         }
       }
     }
@@ -60,72 +72,99 @@ __device__ __forceinline__ void stream_round(const uint4* const (&w)[R],
 }
 
 // acc[r][m] = this lane's share of dot(weight row w[r], x row m) over k = 8 * chunks; the
-// caller sums it over the warp. R rows share every x load.
+// caller sums it over the warp. The R rows share every x load.
 template <int M, int R>
 __device__ __forceinline__ void stream_rows(const uint4* const (&w)[R], const uint4* __restrict__ x,
                                             int chunks, float (&acc)[R][M]) {
+  constexpr int U = unroll_for(R);
 #pragma unroll
   for (int r = 0; r < R; ++r) {
 #pragma unroll
     for (int m = 0; m < M; ++m) acc[r][m] = 0.f;
   }
   int base = threadIdx.x & 31;
-  for (; base + 32 * (kUnroll - 1) < chunks; base += 32 * kUnroll) {
-    stream_round<M, R, true>(w, x, chunks, base, acc);
+  for (; base + 32 * (U - 1) < chunks; base += 32 * U) {
+    stream_round<M, R, U, true>(w, x, chunks, base, acc);
   }
-  if (base < chunks) stream_round<M, R, false>(w, x, chunks, base, acc);
+  if (base < chunks) stream_round<M, R, U, false>(w, x, chunks, base, acc);
 }
 
-// x: [M, k]; each warp computes one stacked output row of the group.
-template <int M, typename TOut>
+// Pointers to rows first .. first + RB - 1 of a [n, k] weight; rows past the end repeat the
+// last row (read, never stored) so the loop needs no per-row predicate.
+template <int RB>
+__device__ __forceinline__ void row_block(const uint4* w, int first, int n, int chunks,
+                                          const uint4* (&rows)[RB]) {
+#pragma unroll
+  for (int r = 0; r < RB; ++r) rows[r] = w + size_t(min(first + r, n - 1)) * chunks;
+}
+
+// x: [M, k]; each warp computes RB consecutive output rows of one weight of the group.
+template <int M, int RB, typename TOut>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_group_kernel(const uint4* __restrict__ x, const GroupArgs g, int chunks) {
-  const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
-  if (row >= g.total) return;
+  const int task = blockIdx.x * kWarps + (threadIdx.x >> 5);
+  if (task >= g.total) return;
   // Pick the weight with static indices only (a dynamic index copies the params to local
-  // memory). Empty weights are passed over: the last start <= row wins.
+  // memory). Empty weights are passed over: the last start <= task wins.
   const uint4* w = g.w[0];
   void* out = g.out[0];
-  int first = g.start[0], end = g.start[1];
+  int n = g.n[0], first_task = g.start[0];
 #pragma unroll
   for (int i = 1; i < kMaxGemvGroup; ++i) {
-    if (i < g.count && row >= g.start[i]) {
+    if (i < g.count && task >= g.start[i]) {
       w = g.w[i];
       out = g.out[i];
-      first = g.start[i];
-      end = g.start[i + 1];
+      n = g.n[i];
+      first_task = g.start[i];
     }
   }
-  const int local = row - first, n = end - first;
-  const uint4* rows[1] = {w + size_t(local) * chunks};
-  float acc[1][M];
-  stream_rows<M, 1>(rows, x, chunks, acc);
+  const int row0 = (task - first_task) * RB;
+  const uint4* rows[RB];
+  row_block<RB>(w, row0, n, chunks, rows);
+  float acc[RB][M];
+  stream_rows<M, RB>(rows, x, chunks, acc);
   TOut* o = static_cast<TOut*>(out);
 #pragma unroll
-  for (int m = 0; m < M; ++m) {
-    const float v = warp_sum(acc[0][m]);
-    if ((threadIdx.x & 31) == 0) o[size_t(m) * n + local] = from_float<TOut>(v);
+  for (int r = 0; r < RB; ++r) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float v = warp_sum(acc[r][m]);
+      if ((threadIdx.x & 31) == 0 && row0 + r < n) {
+        o[size_t(m) * n + row0 + r] = from_float<TOut>(v);
+      }
+    }
   }
 }
 
-// out[m, j] = silu(x_m . gate_j) * (x_m . up_j); both rows stream with the same x loads.
-template <int M>
+// out[m, j] = silu(x_m . gate_j) * (x_m . up_j) for RB consecutive j per warp; the gate and
+// up rows stream with the same x loads.
+template <int M, int RB>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_gate_up_silu_kernel(const uint4* __restrict__ x, const uint4* __restrict__ gate,
                              const uint4* __restrict__ up, int n, int chunks,
                              bf16* __restrict__ out) {
-  const int row = blockIdx.x * kWarps + (threadIdx.x >> 5);
-  if (row >= n) return;
-  const uint4* rows[2] = {gate + size_t(row) * chunks, up + size_t(row) * chunks};
-  float acc[2][M];
-  stream_rows<M, 2>(rows, x, chunks, acc);
+  const int row0 = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * RB;
+  if (row0 >= n) return;
+  const uint4* g_rows[RB];
+  const uint4* u_rows[RB];
+  row_block<RB>(gate, row0, n, chunks, g_rows);
+  row_block<RB>(up, row0, n, chunks, u_rows);
+  const uint4* rows[2 * RB];
 #pragma unroll
-  for (int m = 0; m < M; ++m) {
-    const float g = warp_sum(acc[0][m]), u = warp_sum(acc[1][m]);
-    // g / (1 + e^-g): e^-g overflows to inf for g < -88 and the quotient goes to -0, as it
-    // should.
-    if ((threadIdx.x & 31) == 0)
-      out[size_t(m) * n + row] = __float2bfloat16(g / (1.f + __expf(-g)) * u);
+  for (int r = 0; r < RB; ++r) rows[r] = g_rows[r], rows[RB + r] = u_rows[r];
+  float acc[2 * RB][M];
+  stream_rows<M, 2 * RB>(rows, x, chunks, acc);
+#pragma unroll
+  for (int r = 0; r < RB; ++r) {
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      const float g = warp_sum(acc[r][m]), u = warp_sum(acc[RB + r][m]);
+      // g / (1 + e^-g): e^-g overflows to inf for g < -88 and the quotient goes to -0, as
+      // it should.
+      if ((threadIdx.x & 31) == 0 && row0 + r < n) {
+        out[size_t(m) * n + row0 + r] = __float2bfloat16(g / (1.f + __expf(-g)) * u);
+      }
+    }
   }
 }
 
@@ -145,20 +184,24 @@ cudaError_t with_rows(int m, F&& launch) {
 template <typename TOut>
 cudaError_t launch_group_typed(const void* x, int m, const GemvGroup& g, int k,
                                cudaStream_t stream) {
-  GroupArgs a{};
-  a.count = g.count;
   for (int i = 0; i < g.count; ++i) {
     if (g.n[i] < 0) return cudaErrorInvalidValue;
-    a.w[i] = static_cast<const uint4*>(g.w[i]);
-    a.out[i] = g.out[i];
-    a.start[i + 1] = a.start[i] + g.n[i];
   }
-  a.total = a.start[g.count];
-  if (a.total == 0) return cudaSuccess;
-  const dim3 grid((a.total + kWarps - 1) / kWarps), block(kWarps * 32);
   auto xv = static_cast<const uint4*>(x);
   return with_rows(m, [&](auto rows) {
-    gemv_group_kernel<decltype(rows)::value, TOut><<<grid, block, 0, stream>>>(xv, a, k / 8);
+    constexpr int M = decltype(rows)::value, RB = rows_per_warp(M);
+    GroupArgs a{};
+    a.count = g.count;
+    for (int i = 0; i < g.count; ++i) {
+      a.w[i] = static_cast<const uint4*>(g.w[i]);
+      a.out[i] = g.out[i];
+      a.n[i] = g.n[i];
+      a.start[i + 1] = a.start[i] + (g.n[i] + RB - 1) / RB;
+    }
+    a.total = a.start[g.count];
+    if (a.total == 0) return;
+    const dim3 grid((a.total + kWarps - 1) / kWarps), block(kWarps * 32);
+    gemv_group_kernel<M, RB, TOut><<<grid, block, 0, stream>>>(xv, a, k / 8);
   });
 }
 
@@ -190,14 +233,16 @@ cudaError_t launch_gemv_gate_up_silu(const void* x, int m, const void* gate, con
                                      int k, void* out, cudaStream_t stream) {
   if (bad_shape(m, k) || n < 0) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  const dim3 grid((n + kWarps - 1) / kWarps), block(kWarps * 32);
   auto xv = static_cast<const uint4*>(x);
   auto g = static_cast<const uint4*>(gate);
   auto u = static_cast<const uint4*>(up);
   auto o = static_cast<bf16*>(out);
   return with_rows(m, [&](auto rows) {
-    gemv_gate_up_silu_kernel<decltype(rows)::value>
-        <<<grid, block, 0, stream>>>(xv, g, u, n, k / 8, o);
+    // Gate and up already share each x load, so half the group's rows per warp.
+    constexpr int M = decltype(rows)::value, RB = (rows_per_warp(M) + 1) / 2;
+    const int tasks = (n + RB - 1) / RB;
+    const dim3 grid((tasks + kWarps - 1) / kWarps), block(kWarps * 32);
+    gemv_gate_up_silu_kernel<M, RB><<<grid, block, 0, stream>>>(xv, g, u, n, k / 8, o);
   });
 }
 
