@@ -15,9 +15,11 @@ using namespace tessera;
 
 namespace {
 
-Weight random_upload(Ops& ops, std::mt19937& rng, DType t, int64_t rows, int64_t cols) {
-  const auto bytes = test::random_weight(rng, t, rows, cols);
-  return ops.upload({t, rows, cols, bytes.data()});
+// The CPU backend borrows a weight's bytes, so `store` keeps them alive for the test.
+Weight random_upload(Ops& ops, std::mt19937& rng, DType t, int64_t rows, int64_t cols,
+                     std::vector<std::vector<uint8_t>>& store) {
+  store.push_back(test::random_weight(rng, t, rows, cols));
+  return ops.upload({t, rows, cols, store.back().data()});
 }
 
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
@@ -34,8 +36,9 @@ TEST_CASE("matmul_multi default equals one matmul per weight", "[ops]") {
       INFO("dtype " << dtype_name(t) << " rows " << rows);
       const int cols = 96;
       const std::vector<int> ns = {64, 32, 32, 5};
+      std::vector<std::vector<uint8_t>> store;
       std::vector<Weight> ws;
-      for (int n : ns) ws.push_back(random_upload(*ops, rng, t, n, cols));
+      for (int n : ns) ws.push_back(random_upload(*ops, rng, t, n, cols, store));
       const auto x = test::random_floats(rng, size_t(rows) * cols);
       std::vector<std::vector<float>> fused, separate;
       std::vector<const Weight*> wptr;
@@ -62,8 +65,9 @@ TEST_CASE("gate_up_silu default equals matmul, matmul, silu_mul", "[ops]") {
     for (const int rows : {1, 5, 8, 16}) {
       INFO("dtype " << dtype_name(t) << " rows " << rows);
       const int cols = 64, ffn = 160;
-      const Weight gate = random_upload(*ops, rng, t, ffn, cols);
-      const Weight up = random_upload(*ops, rng, t, ffn, cols);
+      std::vector<std::vector<uint8_t>> store;
+      const Weight gate = random_upload(*ops, rng, t, ffn, cols, store);
+      const Weight up = random_upload(*ops, rng, t, ffn, cols, store);
       const auto x = test::random_floats(rng, size_t(rows) * cols, -2.0f, 2.0f);
       const size_t elems = size_t(rows) * ffn;
       std::vector<float> out(elems, -999.0f), scratch(elems, -999.0f);
@@ -80,8 +84,9 @@ TEST_CASE("gate_up_silu default equals matmul, matmul, silu_mul", "[ops]") {
 TEST_CASE("fused-projection defaults reject mismatched arguments", "[ops]") {
   auto ops = make_cpu_ops(1);
   std::mt19937 rng(9);
-  const Weight a = random_upload(*ops, rng, DType::kF32, 8, 32);
-  const Weight b = random_upload(*ops, rng, DType::kF32, 16, 32);
+  std::vector<std::vector<uint8_t>> store;
+  const Weight a = random_upload(*ops, rng, DType::kF32, 8, 32, store);
+  const Weight b = random_upload(*ops, rng, DType::kF32, 16, 32, store);
   std::vector<float> x(32, 0.5f), out(16), scratch(16);
   const Weight* ws[] = {&a, &b};
   void* const outs[] = {out.data()};
