@@ -59,8 +59,8 @@ class CudaOps final : public Ops {
   void add_rms_norm(void* residual, const void* x, const Weight& gamma, float eps,
                     void* out) override;
   void matmul(const void* x, int rows, const Weight& w, void* out) override;
-  // Decode-sized batches (rows <= kMaxGemvRows) take one grouped or fused GEMV launch;
-  // anything else falls back to the separate ops (cuBLASLt).
+  // Decode-sized batches (rows up to the cutoffs in gemv.h) take one grouped or fused GEMV
+  // launch; anything else falls back to the separate ops (cuBLASLt).
   void matmul_multi(const void* x, int rows, std::span<const Weight* const> ws,
                     std::span<void* const> outs) override;
   void gate_up_silu(const void* x, int rows, const Weight& gate, const Weight& up, void* scratch,

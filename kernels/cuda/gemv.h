@@ -17,8 +17,22 @@
 
 namespace tessera::cuda {
 
-constexpr int kMaxGemvRows = 8;
+constexpr int kMaxGemvRows = 8;  // what the kernels accept
 constexpr int kMaxGemvGroup = 4;
+
+// Rows up to which CudaOps takes these kernels rather than cuBLASLt. The GEMV does its dot
+// products in fp32 FMAs, whose count per weight byte grows with the rows, while cuBLASLt's
+// tensor-core GEMM costs about the same from 1 to 16 rows. Measured on an H200 with the
+// Llama-3.1-8B shapes (per-launch us, GEMV vs cuBLASLt):
+//   Wo 4096x4096:          10.1 / 12.2 at 2 rows, 10.9 / 12.2 at 3, 12.8 / 12.1 at 4
+//   Wdown 4096x14336:      28.8 / 30.3 at 2 rows, 30.2 / 30.4 at 3, 36.7 / 30.5 at 4
+//   gate/up+SiLU (fused):  58.6 / 59.4 + silu_mul at 2, 61.0 / 59.3 + silu_mul at 3, 66.7 at 4
+//   Q/K/V (one grouped launch vs three GEMMs): 17.7 / 26.3 at 4, 23.9 / 26.4 at 5, 25.7 at 6
+//   LM head 128256x4096:   240 / 248 at 1 row, 240 / 239 at 2, 253 / 240 at 3
+constexpr int kGemvRowsPlain = 3;    // matmul
+constexpr int kGemvRowsGateUp = 3;   // gate_up_silu
+constexpr int kGemvRowsGrouped = 5;  // matmul_multi
+constexpr int kGemvRowsLmHead = 1;   // lm_head
 
 // Weights of one grouped launch; entries [0, count) are used.
 struct GemvGroup {

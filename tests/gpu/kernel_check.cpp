@@ -386,7 +386,7 @@ void check_matmul_multi(Ops& ops, Rng& rng, Report& rep, const std::vector<int>&
     }
     rep.check(ok, std::string("matmul_multi/") + dtype_name(type),
               "M=" + std::to_string(rows) + " N=" + shape_list(ns) + " K=" + std::to_string(k) +
-                  (rows > cuda::kMaxGemvRows ? " (fallback)" : "") + detail);
+                  (rows > cuda::kGemvRowsGrouped ? " (cuBLASLt)" : " (grouped GEMV)") + detail);
   }
 }
 
@@ -413,8 +413,73 @@ void check_gate_up_silu(Ops& ops, Rng& rng, Report& rep, const std::vector<int>&
     const bool guard = guard_intact(out, elems);
     rep.check(bf16_ok(st) && guard, std::string("gate_up_silu/") + dtype_name(type),
               "M=" + std::to_string(rows) + " ffn=" + std::to_string(ffn) +
-                  " K=" + std::to_string(k) + (rows > cuda::kMaxGemvRows ? " (fallback) " : " ") +
+                  " K=" + std::to_string(k) +
+                  (rows > cuda::kGemvRowsGateUp ? " (cuBLASLt) " : " (fused GEMV) ") +
                   describe(st) + (guard ? "" : " GUARD OVERWRITTEN"));
+  }
+}
+
+// The GEMV kernels called directly for every row count they accept (CudaOps takes them only
+// up to the cutoffs in gemv.h, which may move): grouped (a weight of 136 rows makes warp tasks
+// end mid-CTA), gate/up+SiLU, and the single-weight launch with f32 output.
+void check_gemv_kernels(Ops& ops, Rng& rng, Report& rep) {
+  auto& cops = dynamic_cast<cuda::CudaOps&>(ops);
+  const int k = 1000;
+  const std::vector<int> ns = {1000, 136, 24};
+  std::vector<std::vector<double>> wref(ns.size());
+  std::vector<Weight> ws;
+  for (size_t i = 0; i < ns.size(); ++i) {
+    ws.push_back(make_weight(ops, rng, DType::kBF16, ns[i], k, wref[i]));
+  }
+  for (int m = 1; m <= cuda::kMaxGemvRows; ++m) {
+    Bf16Data x = random_bf16(rng, size_t(m) * k);
+    DevBuf dx(ops, x.bits.size() * 2);
+    dx.upload(x.bits);
+    bool ok = true;
+    std::string detail;
+    // Grouped, bf16 out.
+    std::vector<std::unique_ptr<DevBuf>> outs;
+    cuda::GemvGroup g;
+    g.count = static_cast<int>(ns.size());
+    for (size_t i = 0; i < ns.size(); ++i) {
+      outs.push_back(std::make_unique<DevBuf>(ops, (size_t(m) * ns[i] + kGuard) * 2));
+      outs.back()->poison();
+      g.w[i] = ws[i].data;
+      g.out[i] = outs.back()->get();
+      g.n[i] = ns[i];
+    }
+    ok = ok && cuda::launch_gemv_group(dx.get(), m, g, k, cops.stream()) == cudaSuccess;
+    for (size_t i = 0; i < ns.size(); ++i) {
+      const size_t elems = size_t(m) * ns[i];
+      ErrorStats st = compare(bf16_to_doubles(outs[i]->download<uint16_t>(elems)),
+                              ref_matmul(x.values, wref[i], m, ns[i], k), ns[i]);
+      ok = ok && bf16_ok(st) && guard_intact(*outs[i], elems);
+      detail += " group w" + std::to_string(i) + " rel=" + std::to_string(st.rel);
+    }
+    // Single weight, f32 out.
+    DevBuf of32(ops, size_t(m) * ns[0] * 4);
+    of32.poison();
+    ok = ok && cuda::launch_gemv(dx.get(), m, ws[0].data, ns[0], k, of32.get(), true,
+                                 cops.stream()) == cudaSuccess;
+    std::vector<double> got32;
+    for (float v : of32.download<float>(size_t(m) * ns[0])) got32.push_back(v);
+    ErrorStats s32 = compare(got32, ref_matmul(x.values, wref[0], m, ns[0], k), ns[0]);
+    ok = ok && s32.non_finite == 0 && s32.rel < 1e-4;
+    detail += " f32 rel=" + std::to_string(s32.rel);
+    // Gate/up + SiLU over the first two weights' first 136 rows (gate = w0, up = w1).
+    const int n = ns[1];
+    const size_t elems = size_t(m) * n;
+    DevBuf gu(ops, (elems + kGuard) * 2);
+    gu.poison();
+    ok = ok && cuda::launch_gemv_gate_up_silu(dx.get(), m, ws[0].data, ws[1].data, n, k, gu.get(),
+                                              cops.stream()) == cudaSuccess;
+    std::vector<double> ref = ref_matmul(x.values, wref[0], m, n, k);  // rows 0..n of w0
+    const std::vector<double> u = ref_matmul(x.values, wref[1], m, n, k);
+    for (size_t i = 0; i < elems; ++i) ref[i] = ref[i] / (1 + std::exp(-ref[i])) * u[i];
+    ErrorStats sgu = compare(bf16_to_doubles(gu.download<uint16_t>(elems)), ref, n);
+    ok = ok && bf16_ok(sgu) && guard_intact(gu, elems);
+    detail += " gate_up rel=" + std::to_string(sgu.rel);
+    rep.check(ok, "gemv_kernels", "M=" + std::to_string(m) + " K=" + std::to_string(k) + detail);
   }
 }
 
@@ -441,10 +506,13 @@ int main() {
     check_matmul(*ops, rng, rep, 13, 576, 576, false, DType::kQ8_0);
     check_matmul(*ops, rng, rep, 3, 49152, 576, true, DType::kBF16);
     check_matmul(*ops, rng, rep, 1, 32000, 1024, true, DType::kBF16);
-    // Row counts on both sides of the GEMV / cuBLASLt switch (8 / 9), both output types.
+    // Row counts on both sides of the GEMV / cuBLASLt cutoffs (gemv.h), both output types.
     check_matmul(*ops, rng, rep, 8, 2048, 4096, false, DType::kBF16);
     check_matmul(*ops, rng, rep, 9, 2048, 4096, false, DType::kBF16);
+    check_matmul(*ops, rng, rep, 3, 2048, 4096, false, DType::kBF16);
+    check_matmul(*ops, rng, rep, 4, 2048, 4096, false, DType::kBF16);
     check_matmul(*ops, rng, rep, 8, 4096, 576, true, DType::kBF16);
+    check_matmul(*ops, rng, rep, 2, 4096, 576, true, DType::kBF16);
     check_matmul(*ops, rng, rep, 20, 4096, 576, true, DType::kBF16);
     check_silu(*ops, rng, rep, 9);
     check_silu(*ops, rng, rep, 1000003);
@@ -459,15 +527,16 @@ int main() {
     check_rope(*ops, rng, rep, 16, 2, 128, 0, true, true, DType::kF16, 33);
     check_copy_blocks(*ops, rng, rep);
     // Fused projections: Q/K/V of the Llama-3.1-8B shape, odd sizes, one to five weights (five
-    // takes two grouped launches), rows on both sides of the GEMV switch (9: fallback).
-    check_matmul_multi(*ops, rng, rep, {1, 3, 8, 9}, {4096, 1024, 1024}, 4096, DType::kBF16);
+    // takes two grouped launches), rows on both sides of the GEMV / cuBLASLt cutoffs.
+    check_matmul_multi(*ops, rng, rep, {1, 3, 5, 6, 8, 9}, {4096, 1024, 1024}, 4096, DType::kBF16);
     check_matmul_multi(*ops, rng, rep, {1, 3}, {1000}, 4096, DType::kBF16);
     check_matmul_multi(*ops, rng, rep, {2, 8}, {1000, 24}, 1000, DType::kBF16);
     check_matmul_multi(*ops, rng, rep, {1, 5, 9}, {576, 192, 192}, 576, DType::kQ8_0);
     check_matmul_multi(*ops, rng, rep, {4}, {64, 136, 8, 1000, 40}, 256, DType::kBF16);
-    check_gate_up_silu(*ops, rng, rep, {1, 5, 8, 16}, 14336, 4096, DType::kBF16);
+    check_gate_up_silu(*ops, rng, rep, {1, 3, 4, 5, 8, 16}, 14336, 4096, DType::kBF16);
     check_gate_up_silu(*ops, rng, rep, {1, 8, 9}, 1000, 1000, DType::kBF16);
     check_gate_up_silu(*ops, rng, rep, {3, 16}, 1000, 576, DType::kQ8_0);
+    check_gemv_kernels(*ops, rng, rep);
   } catch (const std::exception& e) {
     rep.check(false, "exception", e.what());
   }
