@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/error.h"
 #include "kernels/dtype.h"
 
 namespace tessera {
@@ -151,6 +152,18 @@ class Ops {
                                void* out) = 0;
   // gate, up, out: [T, ffn]; out = silu(gate) * up
   virtual void silu_mul(const void* gate, const void* up, int64_t count, void* out) = 0;
+
+  // Fused projections; the defaults issue the separate ops, a backend overrides them where
+  // one launch streams the weights better (decode-sized batches).
+  // outs[i] = x ws[i] for every i, as matmul does (ws.size() == outs.size(); all ws share
+  // cols). For the Q/K/V projections of one layer.
+  virtual void matmul_multi(const void* x, int rows, std::span<const Weight* const> ws,
+                            std::span<void* const> outs);
+  // out: [rows, gate.rows] = silu(x Wgate) * (x Wup); gate and up have the same shape.
+  // scratch: a caller buffer of [rows, up.rows] activations that a backend may use for the
+  // up projection (the default does); its contents afterwards are unspecified.
+  virtual void gate_up_silu(const void* x, int rows, const Weight& gate, const Weight& up,
+                            void* scratch, void* out);
   // x: [T, dim] -> out: [R, dim] with the step's logit_rows
   virtual void gather_logit_rows(const void* x, int dim, void* out) = 0;
   // x: [rows, w.cols] -> logits: [rows, w.rows] in f32 (backend memory)
@@ -179,6 +192,25 @@ class Ops {
   }
   virtual void graph_capture_end() {}
 };
+
+// Defined here, not in ops.cpp: the CUDA library calls them and links before tessera_kernels.
+inline void Ops::matmul_multi(const void* x, int rows, std::span<const Weight* const> ws,
+                              std::span<void* const> outs) {
+  if (ws.size() != outs.size()) {
+    throw Error(ErrorKind::kInvalidArgument, "matmul_multi: weights and outputs differ in count");
+  }
+  for (size_t i = 0; i < ws.size(); ++i) matmul(x, rows, *ws[i], outs[i]);
+}
+
+inline void Ops::gate_up_silu(const void* x, int rows, const Weight& gate, const Weight& up,
+                              void* scratch, void* out) {
+  if (gate.rows != up.rows || gate.cols != up.cols) {
+    throw Error(ErrorKind::kInvalidArgument, "gate_up_silu: gate and up differ in shape");
+  }
+  matmul(x, rows, gate, out);
+  matmul(x, rows, up, scratch);
+  silu_mul(out, scratch, int64_t{rows} * gate.rows, out);
+}
 
 // Backend factories. make_cuda_ops throws when CUDA was not compiled in or no GPU exists.
 std::unique_ptr<Ops> make_cpu_ops(int num_threads);  // 0 = all cores

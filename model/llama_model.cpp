@@ -175,7 +175,6 @@ void LlamaModel::run_step(const StepLayout& layout, bool capturing) {
   Impl& m = *impl_;
   const int t = layout.num_tokens();
   const int num_logits = static_cast<int>(layout.logit_rows.size());
-  const int64_t ffn = c.intermediate_size;
   AttentionParams attn;
   attn.num_heads = c.num_heads;
   attn.num_kv_heads = c.num_kv_heads;
@@ -188,16 +187,14 @@ void LlamaModel::run_step(const StepLayout& layout, bool capturing) {
   for (int i = 0; i < c.num_layers; ++i) {
     const Impl::Layer& L = m.layers[i];
     ops_.add_rms_norm(m.h.get(), pending, L.attn_norm, c.rms_norm_eps, m.xn.get());
-    ops_.matmul(m.xn.get(), t, L.wq, m.q.get());
-    ops_.matmul(m.xn.get(), t, L.wk, m.k.get());
-    ops_.matmul(m.xn.get(), t, L.wv, m.v.get());
+    const Weight* qkv[] = {&L.wq, &L.wk, &L.wv};
+    void* const qkv_out[] = {m.q.get(), m.k.get(), m.v.get()};
+    ops_.matmul_multi(m.xn.get(), t, qkv, qkv_out);
     ops_.rope_store_kv(m.q.get(), m.k.get(), m.v.get(), i, attn, c.rope);
     ops_.paged_attention(m.q.get(), i, attn, m.attn.get());
     ops_.matmul(m.attn.get(), t, L.wo, m.proj.get());
     ops_.add_rms_norm(m.h.get(), m.proj.get(), L.ffn_norm, c.rms_norm_eps, m.xn.get());
-    ops_.matmul(m.xn.get(), t, L.gate, m.gate.get());
-    ops_.matmul(m.xn.get(), t, L.up, m.up.get());
-    ops_.silu_mul(m.gate.get(), m.up.get(), t * ffn, m.gate.get());
+    ops_.gate_up_silu(m.xn.get(), t, L.gate, L.up, m.up.get(), m.gate.get());
     ops_.matmul(m.gate.get(), t, L.down, m.proj.get());
     pending = m.proj.get();
   }

@@ -90,16 +90,14 @@ class Model {
     for (int l = 0; l < s_.layers; ++l) {
       const Layer& L = layers_[l];
       ops_.add_rms_norm(resid_, l == 0 ? nullptr : o_, L.attn_norm, s_.eps, h_);
-      ops_.matmul(h_, tokens, L.wq, q_);
-      ops_.matmul(h_, tokens, L.wk, k_);
-      ops_.matmul(h_, tokens, L.wv, v_);
+      const Weight* qkv[] = {&L.wq, &L.wk, &L.wv};
+      void* const qkv_out[] = {q_, k_, v_};
+      ops_.matmul_multi(h_, tokens, qkv, qkv_out);
       ops_.rope_store_kv(q_, k_, v_, l, attn_, rope_);
       ops_.paged_attention(q_, l, attn_, att_);
       ops_.matmul(att_, tokens, L.wo, o_);
       ops_.add_rms_norm(resid_, o_, L.ffn_norm, s_.eps, h_);
-      ops_.matmul(h_, tokens, L.wg, gate_);
-      ops_.matmul(h_, tokens, L.wu, up_);
-      ops_.silu_mul(gate_, up_, int64_t(tokens) * s_.ffn, gate_);
+      ops_.gate_up_silu(h_, tokens, L.wg, L.wu, up_, gate_);
       ops_.matmul(gate_, tokens, L.wd, o_);
     }
     ops_.add_rms_norm(resid_, o_, out_norm_, s_.eps, h_);

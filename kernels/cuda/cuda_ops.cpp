@@ -2,6 +2,7 @@
 
 #include <cuda_bf16.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numbers>
@@ -382,7 +383,7 @@ void CudaOps::add_rms_norm(void* residual, const void* x, const Weight& gamma, f
 
 void CudaOps::matmul(const void* x, int rows, const Weight& w, void* out) {
   if (w.dtype != DType::kBF16) invalid("matmul: weight must be an uploaded bf16 matrix");
-  if (rows <= kMaxGemvRows && w.cols % 8 == 0) {  // decode: bandwidth-bound weight stream
+  if (rows <= kGemvRowsPlain && w.cols % 8 == 0) {  // decode: bandwidth-bound weight stream
     check_launch(launch_gemv(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols),
                              out, false, stream_),
                  "gemv");
@@ -392,9 +393,55 @@ void CudaOps::matmul(const void* x, int rows, const Weight& w, void* out) {
              stream_);
 }
 
+// True when the GEMV kernels take this weight at this many rows (max_rows: the measured
+// cutoff against cuBLASLt for the op, see gemv.h).
+static bool gemv_fits(int rows, int max_rows, const Weight& w) {
+  return rows >= 1 && rows <= max_rows && w.dtype == DType::kBF16 && w.cols % 8 == 0 &&
+         w.rows <= INT32_MAX && w.cols <= INT32_MAX;
+}
+
+void CudaOps::matmul_multi(const void* x, int rows, std::span<const Weight* const> ws,
+                           std::span<void* const> outs) {
+  if (ws.size() != outs.size()) invalid("matmul_multi: weights and outputs differ in count");
+  bool fused = !ws.empty();
+  for (const Weight* w : ws) {
+    fused = fused && gemv_fits(rows, kGemvRowsGrouped, *w) && w->cols == ws[0]->cols;
+  }
+  if (!fused) {
+    Ops::matmul_multi(x, rows, ws, outs);
+    return;
+  }
+  // Groups of up to kMaxGemvGroup weights, one launch each (Q/K/V is one group).
+  for (size_t first = 0; first < ws.size(); first += kMaxGemvGroup) {
+    GemvGroup g;
+    g.count = static_cast<int>(std::min<size_t>(kMaxGemvGroup, ws.size() - first));
+    for (int i = 0; i < g.count; ++i) {
+      g.w[i] = ws[first + i]->data;
+      g.out[i] = outs[first + i];
+      g.n[i] = static_cast<int>(ws[first + i]->rows);
+    }
+    check_launch(launch_gemv_group(x, rows, g, static_cast<int>(ws[0]->cols), stream_),
+                 "gemv_group");
+  }
+}
+
+void CudaOps::gate_up_silu(const void* x, int rows, const Weight& gate, const Weight& up,
+                           void* scratch, void* out) {
+  if (gate.rows != up.rows || gate.cols != up.cols) {
+    invalid("gate_up_silu: gate and up differ in shape");
+  }
+  if (!gemv_fits(rows, kGemvRowsGateUp, gate) || !gemv_fits(rows, kGemvRowsGateUp, up)) {
+    Ops::gate_up_silu(x, rows, gate, up, scratch, out);
+    return;
+  }
+  check_launch(launch_gemv_gate_up_silu(x, rows, gate.data, up.data, static_cast<int>(gate.rows),
+                                        static_cast<int>(gate.cols), out, stream_),
+               "gemv_gate_up_silu");
+}
+
 void CudaOps::lm_head(const void* x, int rows, const Weight& w, float* logits) {
   if (w.dtype != DType::kBF16) invalid("lm_head: weight must be an uploaded bf16 matrix");
-  if (rows <= kMaxGemvRows && w.cols % 8 == 0) {
+  if (rows <= kGemvRowsLmHead && w.cols % 8 == 0) {
     check_launch(launch_gemv(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols),
                              logits, true, stream_),
                  "gemv");

@@ -62,6 +62,12 @@ class CudaOps final : public Ops {
   void add_rms_norm(void* residual, const void* x, const Weight& gamma, float eps,
                     void* out) override;
   void matmul(const void* x, int rows, const Weight& w, void* out) override;
+  // Decode-sized batches (rows up to the cutoffs in gemv.h) take one grouped or fused GEMV
+  // launch; anything else falls back to the separate ops (cuBLASLt).
+  void matmul_multi(const void* x, int rows, std::span<const Weight* const> ws,
+                    std::span<void* const> outs) override;
+  void gate_up_silu(const void* x, int rows, const Weight& gate, const Weight& up, void* scratch,
+                    void* out) override;
   void rope_store_kv(void* q, void* k, const void* v, int layer, const AttentionParams& attn,
                      const RopeConfig& rope) override;
   void paged_attention(const void* q, int layer, const AttentionParams& attn, void* out) override;

@@ -1,12 +1,17 @@
 // GPU checks of the CUDA backend's non-attention ops against fp64 references: embedding and
-// add_rms_norm (f32 residual stream, bf16 x / out), matmul / lm_head (cuBLASLt), silu_mul,
-// gather_logit_rows, rope_store_kv (both layouts, Llama-3 scaling, writes into the paged
-// cache), copy_kv_blocks.
+// add_rms_norm (f32 residual stream, bf16 x / out), matmul / lm_head (GEMV and cuBLASLt),
+// silu_mul, gather_logit_rows, rope_store_kv (both layouts, Llama-3 scaling, writes into the
+// paged cache), copy_kv_blocks, and the fused projections matmul_multi (grouped GEMV) and
+// gate_up_silu.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <numbers>
+#include <string>
 
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/gemv.h"
 #include "tests/gpu/check_common.h"
 
 using namespace tessera;
@@ -162,31 +167,35 @@ void check_residual_accumulation(Ops& ops, Rng& rng, Report& rep, int rows, int 
                 std::to_string(adds) + " out " + describe(s) + " residual(f32) " + describe(sr));
 }
 
+// A [n, k] weight in its file type, uploaded; wref gets the values the backend keeps (quantized
+// weights are dequantized to bf16 on upload).
+Weight make_weight(Ops& ops, Rng& rng, DType type, int n, int k, std::vector<double>& wref) {
+  wref.assign(size_t(n) * k, 0.0);
+  if (type == DType::kBF16) {
+    Bf16Data wb = random_bf16(rng, size_t(n) * k, 0.05f);
+    wref = wb.values;
+    return ops.upload(host_tensor(DType::kBF16, n, k, wb.bits.data()));
+  }
+  // Q8_0 blocks: fp16 scale + 32 int8
+  std::vector<uint8_t> q(size_t(n) * (k / 32) * 34);
+  for (size_t b = 0; b < size_t(n) * (k / 32); ++b) {
+    const uint16_t scale = cuda::float_to_half(0.001f + 0.002f * std::fabs(rng.normal()));
+    std::memcpy(&q[b * 34], &scale, 2);
+    const double sd = cuda::half_to_float(scale);
+    for (int i = 0; i < 32; ++i) {
+      const int8_t v = static_cast<int8_t>(rng.uniform_int(-127, 127));
+      q[b * 34 + 2 + i] = static_cast<uint8_t>(v);
+      wref[b * 32 + i] = cuda::bf16_to_float(cuda::float_to_bf16(static_cast<float>(sd * v)));
+    }
+  }
+  return ops.upload(host_tensor(DType::kQ8_0, n, k, q.data()));
+}
+
 void check_matmul(Ops& ops, Rng& rng, Report& rep, int rows, int n, int k, bool f32_out,
                   DType weight_type) {
   Bf16Data x = random_bf16(rng, size_t(rows) * k);
-  // Weights arrive in their file type; quantized ones are dequantized on upload.
-  std::vector<double> wref(size_t(n) * k);
-  Weight w;
-  if (weight_type == DType::kBF16) {
-    Bf16Data wb = random_bf16(rng, size_t(n) * k, 0.05f);
-    w = ops.upload(host_tensor(DType::kBF16, n, k, wb.bits.data()));
-    wref = wb.values;
-  } else {  // Q8_0 blocks: fp16 scale + 32 int8
-    std::vector<uint8_t> q(size_t(n) * (k / 32) * 34);
-    for (size_t b = 0; b < size_t(n) * (k / 32); ++b) {
-      const uint16_t scale = cuda::float_to_half(0.001f + 0.002f * std::fabs(rng.normal()));
-      std::memcpy(&q[b * 34], &scale, 2);
-      const double sd = cuda::half_to_float(scale);
-      for (int i = 0; i < 32; ++i) {
-        const int8_t v = static_cast<int8_t>(rng.uniform_int(-127, 127));
-        q[b * 34 + 2 + i] = static_cast<uint8_t>(v);
-        // Reference: the bf16 value the backend keeps after dequantization.
-        wref[b * 32 + i] = cuda::bf16_to_float(cuda::float_to_bf16(static_cast<float>(sd * v)));
-      }
-    }
-    w = ops.upload(host_tensor(DType::kQ8_0, n, k, q.data()));
-  }
+  std::vector<double> wref;
+  Weight w = make_weight(ops, rng, weight_type, n, k, wref);
   DevBuf dx(ops, x.bits.size() * 2), out(ops, size_t(rows) * n * (f32_out ? 4 : 2));
   dx.upload(x.bits);
   out.poison();
@@ -378,6 +387,171 @@ void check_copy_blocks(Ops& ops, Rng& rng, Report& rep) {
   rep.check(ok, "copy_kv_blocks", "3 pairs x 3 layers x K/V, other blocks untouched");
 }
 
+// x: [rows, k] -> [rows, n] in fp64 against a weight reference [n, k].
+std::vector<double> ref_matmul(const std::vector<double>& x, const std::vector<double>& w, int rows,
+                               int n, int k) {
+  std::vector<double> ref(size_t(rows) * n);
+  for (int r = 0; r < rows; ++r) {
+    for (int j = 0; j < n; ++j) {
+      double acc = 0;
+      const double* xr = &x[size_t(r) * k];
+      const double* wr = &w[size_t(j) * k];
+      for (int i = 0; i < k; ++i) acc += xr[i] * wr[i];
+      ref[size_t(r) * n + j] = acc;
+    }
+  }
+  return ref;
+}
+
+// A poisoned bf16 output of `elems` values followed by a poisoned guard that must stay
+// untouched (a wrong row offset in a grouped launch writes past its own buffer).
+constexpr size_t kGuard = 64;
+bool guard_intact(DevBuf& buf, size_t elems) {
+  const std::vector<uint16_t> all = buf.download<uint16_t>(elems + kGuard);
+  return std::all_of(all.begin() + elems, all.end(), [](uint16_t v) { return v == 0xFFFF; });
+}
+
+std::string shape_list(const std::vector<int>& ns) {
+  std::string s;
+  for (int n : ns) {
+    if (!s.empty()) s += '+';
+    s += std::to_string(n);
+  }
+  return s;
+}
+
+// matmul_multi: outs[i] = x W_i, one grouped GEMV launch for rows <= 8 (rows > 8: the
+// separate cuBLASLt matmuls). The weights are made once and checked for each row count.
+void check_matmul_multi(Ops& ops, Rng& rng, Report& rep, const std::vector<int>& row_counts,
+                        const std::vector<int>& ns, int k, DType type) {
+  std::vector<std::vector<double>> wref(ns.size());
+  std::vector<Weight> ws;
+  for (size_t i = 0; i < ns.size(); ++i)
+    ws.push_back(make_weight(ops, rng, type, ns[i], k, wref[i]));
+  std::vector<const Weight*> wptr;
+  for (const Weight& w : ws) wptr.push_back(&w);
+  for (int rows : row_counts) {
+    Bf16Data x = random_bf16(rng, size_t(rows) * k);
+    DevBuf dx(ops, x.bits.size() * 2);
+    dx.upload(x.bits);
+    std::vector<std::unique_ptr<DevBuf>> outs;
+    std::vector<void*> optr;
+    for (int n : ns) {
+      outs.push_back(std::make_unique<DevBuf>(ops, (size_t(rows) * n + kGuard) * 2));
+      outs.back()->poison();
+      optr.push_back(outs.back()->get());
+    }
+    ops.matmul_multi(dx.get(), rows, wptr, optr);
+    bool ok = true;
+    std::string detail;
+    for (size_t i = 0; i < ns.size(); ++i) {
+      const size_t elems = size_t(rows) * ns[i];
+      std::vector<double> got = bf16_to_doubles(outs[i]->download<uint16_t>(elems));
+      ErrorStats st = compare(got, ref_matmul(x.values, wref[i], rows, ns[i], k), ns[i]);
+      const bool guard = guard_intact(*outs[i], elems);
+      ok = ok && bf16_ok(st) && guard;
+      detail +=
+          " | w" + std::to_string(i) + " " + describe(st) + (guard ? "" : " GUARD OVERWRITTEN");
+    }
+    rep.check(ok, std::string("matmul_multi/") + dtype_name(type),
+              "M=" + std::to_string(rows) + " N=" + shape_list(ns) + " K=" + std::to_string(k) +
+                  (rows > cuda::kGemvRowsGrouped ? " (cuBLASLt)" : " (grouped GEMV)") + detail);
+  }
+}
+
+// gate_up_silu: out = silu(x Wgate) * (x Wup), one fused GEMV for rows <= 8 (fp32 until the
+// product), the separate ops beyond. The fp64 reference applies SiLU to exact projections.
+void check_gate_up_silu(Ops& ops, Rng& rng, Report& rep, const std::vector<int>& row_counts,
+                        int ffn, int k, DType type) {
+  std::vector<double> gref, uref;
+  Weight gate = make_weight(ops, rng, type, ffn, k, gref);
+  Weight up = make_weight(ops, rng, type, ffn, k, uref);
+  for (int rows : row_counts) {
+    Bf16Data x = random_bf16(rng, size_t(rows) * k);
+    const size_t elems = size_t(rows) * ffn;
+    DevBuf dx(ops, x.bits.size() * 2), scratch(ops, elems * 2), out(ops, (elems + kGuard) * 2);
+    dx.upload(x.bits);
+    scratch.poison();
+    out.poison();
+    ops.gate_up_silu(dx.get(), rows, gate, up, scratch.get(), out.get());
+    std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(elems));
+    std::vector<double> ref = ref_matmul(x.values, gref, rows, ffn, k);
+    const std::vector<double> u = ref_matmul(x.values, uref, rows, ffn, k);
+    for (size_t i = 0; i < elems; ++i) ref[i] = ref[i] / (1 + std::exp(-ref[i])) * u[i];
+    ErrorStats st = compare(got, ref, ffn);
+    const bool guard = guard_intact(out, elems);
+    rep.check(bf16_ok(st) && guard, std::string("gate_up_silu/") + dtype_name(type),
+              "M=" + std::to_string(rows) + " ffn=" + std::to_string(ffn) +
+                  " K=" + std::to_string(k) +
+                  (rows > cuda::kGemvRowsGateUp ? " (cuBLASLt) " : " (fused GEMV) ") +
+                  describe(st) + (guard ? "" : " GUARD OVERWRITTEN"));
+  }
+}
+
+// The GEMV kernels called directly for every row count they accept (CudaOps takes them only
+// up to the cutoffs in gemv.h, which may move): grouped (a weight of 136 rows makes warp tasks
+// end mid-CTA), gate/up+SiLU, and the single-weight launch with f32 output.
+void check_gemv_kernels(Ops& ops, Rng& rng, Report& rep) {
+  auto& cops = dynamic_cast<cuda::CudaOps&>(ops);
+  const int k = 1000;
+  const std::vector<int> ns = {1000, 136, 24};
+  std::vector<std::vector<double>> wref(ns.size());
+  std::vector<Weight> ws;
+  for (size_t i = 0; i < ns.size(); ++i) {
+    ws.push_back(make_weight(ops, rng, DType::kBF16, ns[i], k, wref[i]));
+  }
+  for (int m = 1; m <= cuda::kMaxGemvRows; ++m) {
+    Bf16Data x = random_bf16(rng, size_t(m) * k);
+    DevBuf dx(ops, x.bits.size() * 2);
+    dx.upload(x.bits);
+    bool ok = true;
+    std::string detail;
+    // Grouped, bf16 out.
+    std::vector<std::unique_ptr<DevBuf>> outs;
+    cuda::GemvGroup g;
+    g.count = static_cast<int>(ns.size());
+    for (size_t i = 0; i < ns.size(); ++i) {
+      outs.push_back(std::make_unique<DevBuf>(ops, (size_t(m) * ns[i] + kGuard) * 2));
+      outs.back()->poison();
+      g.w[i] = ws[i].data;
+      g.out[i] = outs.back()->get();
+      g.n[i] = ns[i];
+    }
+    ok = ok && cuda::launch_gemv_group(dx.get(), m, g, k, cops.stream()) == cudaSuccess;
+    for (size_t i = 0; i < ns.size(); ++i) {
+      const size_t elems = size_t(m) * ns[i];
+      ErrorStats st = compare(bf16_to_doubles(outs[i]->download<uint16_t>(elems)),
+                              ref_matmul(x.values, wref[i], m, ns[i], k), ns[i]);
+      ok = ok && bf16_ok(st) && guard_intact(*outs[i], elems);
+      detail += " group w" + std::to_string(i) + " rel=" + std::to_string(st.rel);
+    }
+    // Single weight, f32 out.
+    DevBuf of32(ops, size_t(m) * ns[0] * 4);
+    of32.poison();
+    ok = ok && cuda::launch_gemv(dx.get(), m, ws[0].data, ns[0], k, of32.get(), true,
+                                 cops.stream()) == cudaSuccess;
+    std::vector<double> got32;
+    for (float v : of32.download<float>(size_t(m) * ns[0])) got32.push_back(v);
+    ErrorStats s32 = compare(got32, ref_matmul(x.values, wref[0], m, ns[0], k), ns[0]);
+    ok = ok && s32.non_finite == 0 && s32.rel < 1e-4;
+    detail += " f32 rel=" + std::to_string(s32.rel);
+    // Gate/up + SiLU over the first two weights' first 136 rows (gate = w0, up = w1).
+    const int n = ns[1];
+    const size_t elems = size_t(m) * n;
+    DevBuf gu(ops, (elems + kGuard) * 2);
+    gu.poison();
+    ok = ok && cuda::launch_gemv_gate_up_silu(dx.get(), m, ws[0].data, ws[1].data, n, k, gu.get(),
+                                              cops.stream()) == cudaSuccess;
+    std::vector<double> ref = ref_matmul(x.values, wref[0], m, n, k);  // rows 0..n of w0
+    const std::vector<double> u = ref_matmul(x.values, wref[1], m, n, k);
+    for (size_t i = 0; i < elems; ++i) ref[i] = ref[i] / (1 + std::exp(-ref[i])) * u[i];
+    ErrorStats sgu = compare(bf16_to_doubles(gu.download<uint16_t>(elems)), ref, n);
+    ok = ok && bf16_ok(sgu) && guard_intact(gu, elems);
+    detail += " gate_up rel=" + std::to_string(sgu.rel);
+    rep.check(ok, "gemv_kernels", "M=" + std::to_string(m) + " K=" + std::to_string(k) + detail);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -404,10 +578,13 @@ int main() {
     check_matmul(*ops, rng, rep, 13, 576, 576, false, DType::kQ8_0);
     check_matmul(*ops, rng, rep, 3, 49152, 576, true, DType::kBF16);
     check_matmul(*ops, rng, rep, 1, 32000, 1024, true, DType::kBF16);
-    // Row counts on both sides of the GEMV / cuBLASLt switch (8 / 9), both output types.
+    // Row counts on both sides of the GEMV / cuBLASLt cutoffs (gemv.h), both output types.
     check_matmul(*ops, rng, rep, 8, 2048, 4096, false, DType::kBF16);
     check_matmul(*ops, rng, rep, 9, 2048, 4096, false, DType::kBF16);
+    check_matmul(*ops, rng, rep, 3, 2048, 4096, false, DType::kBF16);
+    check_matmul(*ops, rng, rep, 4, 2048, 4096, false, DType::kBF16);
     check_matmul(*ops, rng, rep, 8, 4096, 576, true, DType::kBF16);
+    check_matmul(*ops, rng, rep, 2, 4096, 576, true, DType::kBF16);
     check_matmul(*ops, rng, rep, 20, 4096, 576, true, DType::kBF16);
     check_silu(*ops, rng, rep, 9);
     check_silu(*ops, rng, rep, 1000003);
@@ -421,6 +598,17 @@ int main() {
     check_rope(*ops, rng, rep, 8, 8, 64, 32, true, false, DType::kF16, 5);
     check_rope(*ops, rng, rep, 16, 2, 128, 0, true, true, DType::kF16, 33);
     check_copy_blocks(*ops, rng, rep);
+    // Fused projections: Q/K/V of the Llama-3.1-8B shape, odd sizes, one to five weights (five
+    // takes two grouped launches), rows on both sides of the GEMV / cuBLASLt cutoffs.
+    check_matmul_multi(*ops, rng, rep, {1, 3, 5, 6, 8, 9}, {4096, 1024, 1024}, 4096, DType::kBF16);
+    check_matmul_multi(*ops, rng, rep, {1, 3}, {1000}, 4096, DType::kBF16);
+    check_matmul_multi(*ops, rng, rep, {2, 8}, {1000, 24}, 1000, DType::kBF16);
+    check_matmul_multi(*ops, rng, rep, {1, 5, 9}, {576, 192, 192}, 576, DType::kQ8_0);
+    check_matmul_multi(*ops, rng, rep, {4}, {64, 136, 8, 1000, 40}, 256, DType::kBF16);
+    check_gate_up_silu(*ops, rng, rep, {1, 3, 4, 5, 8, 16}, 14336, 4096, DType::kBF16);
+    check_gate_up_silu(*ops, rng, rep, {1, 8, 9}, 1000, 1000, DType::kBF16);
+    check_gate_up_silu(*ops, rng, rep, {3, 16}, 1000, 576, DType::kQ8_0);
+    check_gemv_kernels(*ops, rng, rep);
   } catch (const std::exception& e) {
     rep.check(false, "exception", e.what());
   }
