@@ -1,13 +1,16 @@
 #pragma once
-// Kernel launches with programmatic dependent launch (PDL, Hopper): a kernel may be
-// scheduled while its predecessor in the stream is still finishing, and waits in
-// pdl_wait() until that predecessor has completed and its writes are visible. In a decode
-// step of ~400 small kernels this hides most of each launch's ramp-up (also inside CUDA
-// graphs, which keep the programmatic edges).
+// Kernel launches with optional programmatic dependent launch (PDL, Hopper): a kernel may
+// be scheduled while its predecessor in the stream is still finishing, and waits in
+// pdl_wait() until that predecessor has completed and its writes are visible.
+//
+// Off by default: on the H200, batch-1 decode of the Llama-3.1-8B shape from CUDA graphs ran
+// at 217.3 tok/s with PDL and 221.3 without (bench/results/gpu.md): no gain, so it is opt-in
+// (TESSERA_PDL=1). It may pay once kernels do work before pdl_wait(), such as prefetching
+// weights, which no predecessor writes; not tried.
 //
 // Rule for every kernel launched with launch_kernel: call pdl_wait() before its first
 // global-memory read or write. Work before it may only touch registers, shared memory and
-// kernel arguments. TESSERA_PDL=0 in the environment turns PDL off (plain launches).
+// kernel arguments.
 #include <cuda_runtime.h>
 
 #include <cstdlib>
@@ -31,7 +34,7 @@ __device__ __forceinline__ void pdl_launch_dependents() {
 inline bool pdl_enabled() {
   static const bool enabled = [] {
     const char* v = std::getenv("TESSERA_PDL");
-    return v == nullptr || std::strcmp(v, "0") != 0;
+    return v != nullptr && std::strcmp(v, "1") == 0;
   }();
   return enabled;
 }
