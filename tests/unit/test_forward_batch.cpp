@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 #include <vector>
 
 #include "engine/simple_generate.h"
@@ -15,17 +16,36 @@
 
 using namespace tessera;
 
-TEST_CASE("mixed prefill + decode batch equals sequences run alone", "[forward]") {
+namespace {
+
+struct DefaultModel {
+  LoadedModel loaded;
+  std::unique_ptr<Ops> ops;
+  std::unique_ptr<LlamaModel> model;
+};
+
+// The default model on the CPU backend; nullptr (and a WARN) when models/ lacks it.
+std::unique_ptr<DefaultModel> load_default_model() {
   const std::string path =
       std::string(TESSERA_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
   if (!std::filesystem::exists(path)) {
     WARN("skipped: " << path << " is missing");
-    return;
+    return nullptr;
   }
-  LoadedModel loaded = load_model(path);
-  auto ops = make_cpu_ops(0);
-  LlamaModel model(loaded.config, loaded.weights, *ops);
-  const int vocab = loaded.config.vocab_size;
+  auto m = std::make_unique<DefaultModel>();
+  m->loaded = load_model(path);
+  m->ops = make_cpu_ops(0);
+  m->model = std::make_unique<LlamaModel>(m->loaded.config, m->loaded.weights, *m->ops);
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("mixed prefill + decode batch equals sequences run alone", "[forward]") {
+  auto m = load_default_model();
+  if (!m) return;
+  LlamaModel& model = *m->model;
+  const int vocab = m->loaded.config.vocab_size;
   const std::vector<std::vector<int32_t>> seqs = {
       {504, 3575, 282, 4649, 314},
       {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18},
@@ -85,16 +105,10 @@ TEST_CASE("mixed prefill + decode batch equals sequences run alone", "[forward]"
 }
 
 TEST_CASE("padding sequences on block 0 leave a decode step's real rows unchanged", "[forward]") {
-  const std::string path =
-      std::string(TESSERA_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (!std::filesystem::exists(path)) {
-    WARN("skipped: " << path << " is missing");
-    return;
-  }
-  LoadedModel loaded = load_model(path);
-  auto ops = make_cpu_ops(0);
-  LlamaModel model(loaded.config, loaded.weights, *ops);
-  const int vocab = loaded.config.vocab_size;
+  auto m = load_default_model();
+  if (!m) return;
+  LlamaModel& model = *m->model;
+  const int vocab = m->loaded.config.vocab_size;
   model.init_kv_cache(8, 16);
   // Prefill two sequences (blocks 3 and 5), then decode one token of each, unpadded and
   // padded to 8 (the padding writes and reads only block 0).
