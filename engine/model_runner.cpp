@@ -1,5 +1,6 @@
 #include "engine/model_runner.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -19,6 +20,17 @@ std::span<const float> StepOutput::row(size_t i) const {
 bool samples_on_device(const SamplingParams& p) {
   return p.logprobs < 0 && p.n == 1 && p.min_p <= 0.0f && p.repetition_penalty == 1.0f &&
          p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f;
+}
+
+SampleSpec device_sample_spec(const SeqSampling& view) {
+  const SamplingParams& p = *view.params;
+  SampleSpec spec;
+  spec.temperature = p.temperature < kGreedyEpsilon ? 0.0f : p.temperature;
+  spec.top_k = std::max(0, p.top_k);  // -1 and 0 both mean off
+  spec.top_p = p.top_p;
+  spec.seed = view.seed;
+  spec.offset = view.output.size();  // the host sampler's draw index for this token
+  return spec;
 }
 
 ModelRunner::ModelRunner(LlamaModel& model, int block_size, const SamplingSource& source,
@@ -72,11 +84,7 @@ StepOutput ModelRunner::execute(const StepPlan& plan) {
       continue;
     }
     any_device = true;
-    specs[i].temperature = p.temperature < kGreedyEpsilon ? 0.0f : p.temperature;
-    specs[i].top_k = p.top_k;
-    specs[i].top_p = p.top_p;
-    specs[i].seed = views[i].seed;
-    specs[i].offset = views[i].output.size();
+    specs[i] = device_sample_spec(views[i]);
   }
   const bool on_device = any_device && ops.sample_on_device(logits, static_cast<int>(rows),
                                                             out.vocab, specs, device_tokens);

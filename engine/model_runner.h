@@ -55,6 +55,8 @@ struct StepOutput {
 
 // Whether the backend's sampler covers these parameters (see the header comment).
 bool samples_on_device(const SamplingParams& params);
+// The backend sampler's spec for a row: the same draw (seed, output index) as the host's.
+SampleSpec device_sample_spec(const SeqSampling& view);
 
 // What the engine loop calls: `out = executor.execute(plan)`. ModelRunner is the real one;
 // tests substitute a scripted executor to drive the loop without a model.
