@@ -8,13 +8,26 @@ size_t Ops::activation_bytes(int64_t elems) const {
   return dtype_row_bytes(activation_dtype(), elems);
 }
 
-#ifndef TESSERA_HAVE_CUDA
-std::unique_ptr<Ops> make_cuda_ops(int) {
-  throw Error(ErrorKind::kUnsupported, "this tessera was built without CUDA (TESSERA_CUDA=OFF)");
+size_t Ops::residual_bytes(int64_t elems) const {
+  return dtype_row_bytes(residual_dtype(), elems);
 }
-bool cuda_available() {
-  return false;
+
+void Ops::matmul_multi(const void* x, int rows, std::span<const Weight* const> ws,
+                       std::span<void* const> outs) {
+  if (ws.size() != outs.size()) {
+    throw Error(ErrorKind::kInvalidArgument, "matmul_multi: weights and outputs differ in count");
+  }
+  for (size_t i = 0; i < ws.size(); ++i) matmul(x, rows, *ws[i], outs[i]);
 }
-#endif
+
+void Ops::gate_up_silu(const void* x, int rows, const Weight& gate, const Weight& up, void* scratch,
+                       void* out) {
+  if (gate.rows != up.rows || gate.cols != up.cols) {
+    throw Error(ErrorKind::kInvalidArgument, "gate_up_silu: gate and up differ in shape");
+  }
+  matmul(x, rows, gate, out);
+  matmul(x, rows, up, scratch);
+  silu_mul(out, scratch, int64_t{rows} * gate.rows, out);
+}
 
 }  // namespace tessera

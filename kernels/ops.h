@@ -10,7 +10,6 @@
 #include <utility>
 #include <vector>
 
-#include "common/error.h"
 #include "kernels/dtype.h"
 
 namespace tessera {
@@ -109,7 +108,7 @@ class Ops {
   // The residual stream h carries every layer's sum, so a backend may keep it wider than the
   // other activations (CUDA: f32 residual, bf16 activations) to avoid rounding it per add.
   virtual DType residual_dtype() const { return activation_dtype(); }
-  size_t residual_bytes(int64_t elems) const { return dtype_row_bytes(residual_dtype(), elems); }
+  size_t residual_bytes(int64_t elems) const;
 
   // Backend memory (host RAM on CPU, device memory on CUDA).
   virtual void* alloc(size_t bytes) = 0;
@@ -192,25 +191,6 @@ class Ops {
   }
   virtual void graph_capture_end() {}
 };
-
-// Defined here, not in ops.cpp: the CUDA library calls them and links before tessera_kernels.
-inline void Ops::matmul_multi(const void* x, int rows, std::span<const Weight* const> ws,
-                              std::span<void* const> outs) {
-  if (ws.size() != outs.size()) {
-    throw Error(ErrorKind::kInvalidArgument, "matmul_multi: weights and outputs differ in count");
-  }
-  for (size_t i = 0; i < ws.size(); ++i) matmul(x, rows, *ws[i], outs[i]);
-}
-
-inline void Ops::gate_up_silu(const void* x, int rows, const Weight& gate, const Weight& up,
-                              void* scratch, void* out) {
-  if (gate.rows != up.rows || gate.cols != up.cols) {
-    throw Error(ErrorKind::kInvalidArgument, "gate_up_silu: gate and up differ in shape");
-  }
-  matmul(x, rows, gate, out);
-  matmul(x, rows, up, scratch);
-  silu_mul(out, scratch, int64_t{rows} * gate.rows, out);
-}
 
 // Backend factories. make_cuda_ops throws when CUDA was not compiled in or no GPU exists.
 std::unique_ptr<Ops> make_cpu_ops(int num_threads);  // 0 = all cores

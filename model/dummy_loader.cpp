@@ -18,7 +18,7 @@
 #include <thread>
 
 #include "common/error.h"
-#include "model/dequant.h"
+#include "kernels/dequant.h"
 #include "model/loader.h"
 
 namespace tessera {

@@ -4,7 +4,7 @@
 #include <limits>
 
 #include "common/error.h"
-#include "model/dequant.h"
+#include "kernels/dequant.h"
 
 namespace tessera {
 namespace {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "kernels/cuda/cuda_check.h"
-#include "kernels/cuda/host_convert.h"
+#include "kernels/dequant.h"
 
 namespace tessera::bench {
 
@@ -30,7 +30,7 @@ inline void fill_random_bf16(void* dst, size_t bytes, float std, uint64_t seed) 
     host.resize(kTile / 2);
     std::mt19937_64 gen(seed);
     std::normal_distribution<float> nd(0.f, std);
-    for (auto& h : host) h = cuda::float_to_bf16(nd(gen));
+    for (auto& h : host) h = f32_to_bf16(nd(gen));
     if (!tile) cuda::check_cuda(cudaMalloc(&tile, kTile), "cudaMalloc(tile)");
     cuda::check_cuda(cudaMemcpy(tile, host.data(), kTile, cudaMemcpyHostToDevice), "tile");
     tile_std = std;

@@ -11,7 +11,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/gemv.h"
-#include "kernels/cuda/host_convert.h"
+#include "kernels/dequant.h"
 
 namespace tessera::cuda {
 namespace {
@@ -178,25 +178,32 @@ bool CudaOps::memory_info(size_t& free_bytes, size_t& total_bytes) {
 }
 
 Weight CudaOps::upload(const HostTensor& t) {
+  if (t.rows < 0 || t.cols < 0 || (t.data == nullptr && t.rows * t.cols > 0)) {
+    invalid("upload: tensor with bad shape or no data");
+  }
+  if (t.cols % dtype_block_elems(t.dtype) != 0) {
+    invalid("upload: quantized tensor whose row length is not a multiple of its block");
+  }
   Weight w;
   w.rows = t.rows;
   w.cols = t.cols;
-  const bool vector = t.rows == 1;  // norm weights stay f32: they scale every activation
-  size_t bytes = 0;
-  const void* src = nullptr;
+  // Norm weights (one row) go up as f32: they scale every activation. Matrices go up as bf16,
+  // what the GEMMs read: bf16 as it is, anything else converted (quantized blocks dequantized).
+  const bool vector = t.rows == 1;
+  w.dtype = vector ? DType::kF32 : DType::kBF16;
   std::vector<float> f32;
   std::vector<uint16_t> b16;
-  if (vector) {
-    f32 = to_f32(t);
-    w.dtype = DType::kF32;
+  const void* src = t.data;
+  if (w.dtype != t.dtype) {
+    f32 = dequantize_tensor(t);
     src = f32.data();
-    bytes = f32.size() * 4;
-  } else {
-    b16 = to_bf16(t);
-    w.dtype = DType::kBF16;
-    src = b16.data();
-    bytes = b16.size() * 2;
+    if (!vector) {
+      b16.resize(f32.size());
+      for (size_t i = 0; i < f32.size(); ++i) b16[i] = f32_to_bf16(f32[i]);
+      src = b16.data();
+    }
   }
+  const size_t bytes = dtype_row_bytes(w.dtype, t.rows * t.cols);
   void* dev = alloc(bytes);
   w.owner = std::shared_ptr<void>(dev, [](void* p) { cudaFree(p); });
   check_cuda(cudaMemcpy(dev, src, bytes, cudaMemcpyHostToDevice), "upload");

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "model/dequant.h"
+#include "kernels/dequant.h"
 #include "model/gguf_config.h"
 #include "model/gguf_file.h"
 #include "model/gguf_writer.h"

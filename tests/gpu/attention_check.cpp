@@ -38,8 +38,8 @@ Cache fill_cache(Ops& ops, Rng& rng, int layer, int num_blocks, int kv_heads, in
     vals.resize(n);
     for (size_t i = 0; i < n; ++i) {
       const float x = rng.normal();
-      bits[i] = dt == DType::kF16 ? cuda::float_to_half(x) : cuda::float_to_bf16(x);
-      vals[i] = dt == DType::kF16 ? cuda::half_to_float(bits[i]) : cuda::bf16_to_float(bits[i]);
+      bits[i] = dt == DType::kF16 ? f32_to_fp16(x) : f32_to_bf16(x);
+      vals[i] = dt == DType::kF16 ? fp16_to_f32(bits[i]) : bf16_to_f32(bits[i]);
     }
     ops.to_device(which == 0 ? cops.k_pool(layer) : cops.v_pool(layer), bits.data(), n * 2);
   }

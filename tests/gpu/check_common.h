@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "kernels/cuda/host_convert.h"
+#include "kernels/dequant.h"
 #include "kernels/ops.h"
 
 namespace tessera::gpu_check {
@@ -93,15 +93,15 @@ inline Bf16Data random_bf16(Rng& rng, size_t n, float std = 1.0f) {
   d.bits.resize(n);
   d.values.resize(n);
   for (size_t i = 0; i < n; ++i) {
-    d.bits[i] = cuda::float_to_bf16(rng.normal(std));
-    d.values[i] = cuda::bf16_to_float(d.bits[i]);
+    d.bits[i] = f32_to_bf16(rng.normal(std));
+    d.values[i] = bf16_to_f32(d.bits[i]);
   }
   return d;
 }
 
 inline std::vector<double> bf16_to_doubles(const std::vector<uint16_t>& bits) {
   std::vector<double> out(bits.size());
-  for (size_t i = 0; i < bits.size(); ++i) out[i] = cuda::bf16_to_float(bits[i]);
+  for (size_t i = 0; i < bits.size(); ++i) out[i] = bf16_to_f32(bits[i]);
   return out;
 }
 

@@ -179,13 +179,13 @@ Weight make_weight(Ops& ops, Rng& rng, DType type, int n, int k, std::vector<dou
   // Q8_0 blocks: fp16 scale + 32 int8
   std::vector<uint8_t> q(size_t(n) * (k / 32) * 34);
   for (size_t b = 0; b < size_t(n) * (k / 32); ++b) {
-    const uint16_t scale = cuda::float_to_half(0.001f + 0.002f * std::fabs(rng.normal()));
+    const uint16_t scale = f32_to_fp16(0.001f + 0.002f * std::fabs(rng.normal()));
     std::memcpy(&q[b * 34], &scale, 2);
-    const double sd = cuda::half_to_float(scale);
+    const double sd = fp16_to_f32(scale);
     for (int i = 0; i < 32; ++i) {
       const int8_t v = static_cast<int8_t>(rng.uniform_int(-127, 127));
       q[b * 34 + 2 + i] = static_cast<uint8_t>(v);
-      wref[b * 32 + i] = cuda::bf16_to_float(cuda::float_to_bf16(static_cast<float>(sd * v)));
+      wref[b * 32 + i] = bf16_to_f32(f32_to_bf16(static_cast<float>(sd * v)));
     }
   }
   return ops.upload(host_tensor(DType::kQ8_0, n, k, q.data()));
@@ -334,7 +334,7 @@ void check_rope(Ops& ops, Rng& rng, Report& rep, int heads, int kv_heads, int he
   ops.to_host(kpool.data(), cops.k_pool(layer), kpool.size() * 2);
   ops.to_host(vpool.data(), cops.v_pool(layer), vpool.size() * 2);
   auto cache_val = [&](const std::vector<uint16_t>& pool, size_t i) -> double {
-    return kv_dtype == DType::kF16 ? cuda::half_to_float(pool[i]) : cuda::bf16_to_float(pool[i]);
+    return kv_dtype == DType::kF16 ? fp16_to_f32(pool[i]) : bf16_to_f32(pool[i]);
   };
   std::vector<double> gkc, gvc;
   for (int t = 0; t < tokens; ++t) {

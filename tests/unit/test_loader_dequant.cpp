@@ -13,7 +13,7 @@
 #include <immintrin.h>
 #endif
 
-#include "model/dequant.h"
+#include "kernels/dequant.h"
 #include "model/gguf_file.h"
 
 using tessera::DType;

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <filesystem>
 
-#include "model/dequant.h"
+#include "kernels/dequant.h"
 #include "model/loader.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
-#include "model/dequant.h"
+#include "kernels/dequant.h"
 #include "model/gguf_writer.h"
 #include "model/loader.h"
 #include "model/safetensors_file.h"

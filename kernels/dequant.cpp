@@ -1,4 +1,4 @@
-#include "model/dequant.h"
+#include "kernels/dequant.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,7 +1,7 @@
 #pragma once
-// Host reference conversions between f32 and the storage types of kernels/dtype.h. Scalar,
-// portable code: the CPU and CUDA backends use these as the reference for their fast paths,
-// and the loaders use them to compare weights across formats.
+// Host conversions between f32 and the storage types of kernels/dtype.h. Scalar, portable
+// code: the CUDA backend converts uploaded weights with it; the loaders and tests compare
+// weights across formats with it.
 #include <cstdint>
 #include <span>
 #include <vector>
