@@ -72,30 +72,28 @@ StepOutput ModelRunner::execute(const StepPlan& plan) {
     throw Error(ErrorKind::kInternal, "step has " + std::to_string(rows) + " logit rows for " +
                                           std::to_string(views.size()) + " sampling sequences");
 
-  // Rows the device sampler covers never leave the device; rows it does not get a greedy
-  // spec there (cheap) and are sampled again on the host.
+  // Rows the device sampler covers never leave the device; the others get a greedy spec there
+  // (cheap, ignored) and only their logits rows come to the host.
+  std::vector<char> on_device(rows, 0);
   std::vector<SampleSpec> specs(rows);
   std::vector<int32_t> device_tokens(rows, -1);
-  bool any_device = false;
   for (size_t i = 0; i < rows; ++i) {
-    const SamplingParams& p = *views[i].params;
-    if (!samples_on_device(p)) {
+    on_device[i] = samples_on_device(*views[i].params);
+    if (on_device[i])
+      specs[i] = device_sample_spec(views[i]);
+    else
       specs[i].temperature = 0.0f;
-      continue;
-    }
-    any_device = true;
-    specs[i] = device_sample_spec(views[i]);
   }
-  const bool on_device = any_device && ops.sample_on_device(logits, static_cast<int>(rows),
-                                                            out.vocab, specs, device_tokens);
-  ops.synchronize();
-  if (!on_device) {
+  const bool any_device = std::find(on_device.begin(), on_device.end(), 1) != on_device.end();
+  if (!any_device ||
+      !ops.sample_on_device(logits, static_cast<int>(rows), out.vocab, specs, device_tokens)) {
+    std::fill(on_device.begin(), on_device.end(), 0);
     out.logits.resize(rows * vocab);
     ops.to_host(out.logits.data(), logits, out.logits.size() * sizeof(float));
   } else {
     out.host_row.assign(rows, -1);
     for (size_t i = 0; i < rows; ++i) {
-      if (samples_on_device(*views[i].params)) continue;
+      if (on_device[i]) continue;
       out.host_row[i] = static_cast<int32_t>(out.logits.size() / vocab);
       out.logits.resize(out.logits.size() + vocab);
       ops.to_host(out.logits.data() + out.logits.size() - vocab, logits + i * vocab,
@@ -107,7 +105,7 @@ StepOutput ModelRunner::execute(const StepPlan& plan) {
   out.logprobs.reserve(rows);
   for (size_t i = 0; i < rows; ++i) {
     const SeqSampling& view = views[i];
-    if (on_device && samples_on_device(*view.params)) {
+    if (on_device[i]) {
       out.sampled.push_back({ids[i], device_tokens[i]});
       out.logprobs.emplace_back();
       continue;

@@ -114,6 +114,7 @@ class Ops {
   virtual void* alloc(size_t bytes) = 0;
   virtual void free(void* ptr) = 0;
   virtual void to_device(void* dst, const void* src, size_t bytes) = 0;
+  // Returns once the copy, and the work issued before it, is done.
   virtual void to_host(void* dst, const void* src, size_t bytes) = 0;
   virtual void synchronize() {}
   // Free and total bytes of backend memory, to size the KV cache from a fraction of it.
