@@ -20,11 +20,19 @@ inline void cpu_relax() {
 #endif
 }
 
+constexpr uint64_t kFieldMask = (uint64_t{1} << 24) - 1;
+
 inline uint32_t gen_of(uint64_t s) {
-  return static_cast<uint32_t>(s >> 32);
+  return static_cast<uint32_t>(s >> 48);
+}
+inline uint32_t count_of(uint64_t s) {
+  return static_cast<uint32_t>((s >> 24) & kFieldMask);
 }
 inline uint32_t task_of(uint64_t s) {
-  return static_cast<uint32_t>(s);
+  return static_cast<uint32_t>(s & kFieldMask);
+}
+inline uint64_t pack(uint32_t gen, uint32_t count) {
+  return (static_cast<uint64_t>(gen & 0xffffu) << 48) | (static_cast<uint64_t>(count) << 24);
 }
 
 }  // namespace
@@ -49,14 +57,13 @@ void ThreadPool::work(uint32_t gen) {
   uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
     if (gen_of(s) != gen) return;
-    const int n = num_tasks_.load(std::memory_order_relaxed);
     const uint32_t task = task_of(s);
-    if (task >= static_cast<uint32_t>(n)) return;
-    const auto* fn = job_.load(std::memory_order_relaxed);
-    // The claim succeeds only while the job is still `gen`; until its tasks are all done the
-    // caller cannot publish another, so fn and n read above belong to it.
+    if (task >= count_of(s)) return;
+    // Success means task `task` of the job in `s` was unclaimed at that instant, so the
+    // caller is still waiting on that job and job_ (read after the claim) is its function.
     if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel,
                                      std::memory_order_acquire)) {
+      const auto* fn = job_.load(std::memory_order_acquire);
       (*fn)(static_cast<int>(task));
       done_.fetch_add(1, std::memory_order_acq_rel);
       s = state_.load(std::memory_order_acquire);
@@ -70,17 +77,30 @@ void ThreadPool::run(int num_tasks, const std::function<void(int)>& fn) {
     for (int t = 0; t < num_tasks; ++t) fn(t);
     return;
   }
+  if (num_tasks <= kMaxTasks) {
+    run_one_job(num_tasks, fn);
+    return;
+  }
+  for (int base = 0; base < num_tasks; base += kMaxTasks) {
+    const int count = std::min(kMaxTasks, num_tasks - base);
+    const std::function<void(int)> part = [&fn, base](int t) { fn(base + t); };
+    run_one_job(count, part);
+  }
+}
+
+void ThreadPool::run_one_job(int num_tasks, const std::function<void(int)>& fn) {
   const uint32_t gen = gen_of(state_.load(std::memory_order_relaxed)) + 1;
+  // No claim can succeed now (every task of the last job is claimed), so these plain
+  // stores are read only by claims of the job published below.
   job_.store(&fn, std::memory_order_relaxed);
-  num_tasks_.store(num_tasks, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
-  state_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
+  state_.store(pack(gen, static_cast<uint32_t>(num_tasks)), std::memory_order_release);
   {
     // Taking the lock orders this wake-up after any worker's "about to sleep" check.
     std::lock_guard<std::mutex> lock(mutex_);
     if (sleeping_ > 0) wake_.notify_all();
   }
-  work(gen);
+  work(gen & 0xffffu);
   while (done_.load(std::memory_order_acquire) != num_tasks) cpu_relax();
 }
 

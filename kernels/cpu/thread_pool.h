@@ -1,9 +1,11 @@
 #pragma once
 // Persistent worker threads for the CPU backend. run() publishes a job and the caller works
-// on it too; tasks are claimed one at a time from a counter that also carries the job's
-// generation, so a worker that wakes late (descheduled on a busy machine) can never run a
-// task of a job it did not see, and the caller waits only for tasks actually claimed, never
-// for a worker that has not woken up. Idle workers spin briefly (a decode step issues
+// on it too. Tasks are claimed one at a time by a compare-and-swap on one word that holds the
+// job's generation, its task count and the next task index; a claim is judged only on that
+// word, and the job's function is read only after the claim succeeds. So a worker that wakes
+// late (descheduled on a busy machine) can never claim against another job's task count, and
+// a claim that succeeds always belongs to the job the caller is waiting on. The caller waits
+// only for tasks actually claimed, never for a worker that has not woken up. Idle workers spin briefly (a decode step issues
 // hundreds of short jobs), then sleep on a condition variable.
 // Not reentrant: one thread calls run() at a time.
 #include <atomic>
@@ -31,12 +33,15 @@ class ThreadPool {
   void worker_loop();
   // Claims and runs tasks of generation `gen` until none is left.
   void work(uint32_t gen);
+  void run_one_job(int num_tasks, const std::function<void(int)>& fn);
 
   std::vector<std::thread> workers_;
-  // high 32 bits: job generation; low 32 bits: next task index
+  // Largest task count one published job carries; run() splits larger ones.
+  static constexpr int kMaxTasks = (1 << 24) - 1;
+
+  // bits 48..63: job generation; 24..47: task count; 0..23: next task index
   std::atomic<uint64_t> state_{0};
   std::atomic<const std::function<void(int)>*> job_{nullptr};
-  std::atomic<int> num_tasks_{0};
   std::atomic<int> done_{0};
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
