@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/dtype.h"
+#include "kernels/weight_scheme.h"
 
 namespace tessera {
 
@@ -21,6 +22,12 @@ struct HostTensor {
   int64_t rows = 0;
   int64_t cols = 0;
   const void* data = nullptr;  // borrowed: mmap or loader-owned storage
+  // Quantized projections (kernels/weight_scheme.h): the scheme and its side tensors, all
+  // borrowed like data. dtype is the storage of data for kDense / kGguf; unused otherwise.
+  QuantScheme scheme;
+  const float* scales = nullptr;
+  const uint8_t* zeros = nullptr;
+  const int32_t* g_idx = nullptr;
 };
 
 // A weight as the backend keeps it (it may convert or repack on upload).
@@ -30,6 +37,11 @@ struct Weight {
   int64_t cols = 0;
   const void* data = nullptr;
   std::shared_ptr<void> owner;  // keeps backend storage alive; empty when borrowed
+  // As in HostTensor, in backend memory (the backend may repack them on upload).
+  QuantScheme scheme;
+  const float* scales = nullptr;
+  const uint8_t* zeros = nullptr;
+  const int32_t* g_idx = nullptr;
 };
 
 // Paged KV cache geometry. Per layer, one K pool and one V pool:
