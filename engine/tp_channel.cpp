@@ -198,7 +198,7 @@ void TpMaster::broadcast(const std::string& frame, milliseconds timeout) {
     send_frame(worker_fd_[i], frame, deadline, "worker " + std::to_string(i + 1));
 }
 
-void TpMaster::check_alive() {
+void TpMaster::check_alive() const {
   for (size_t i = 0; i < worker_fd_.size(); ++i) {
     if (worker_fd_[i] < 0) fail("worker " + std::to_string(i + 1) + " is not connected");
     pollfd p{worker_fd_[i], POLLIN, 0};
@@ -247,8 +247,11 @@ TpWorker::~TpWorker() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-bool TpWorker::receive(std::string& frame, milliseconds timeout) {
-  return recv_frame(fd_, frame, Clock::now() + timeout, "rank 0");
+TpWorker::Received TpWorker::receive(std::string& frame, milliseconds idle) {
+  if (!wait_fd(fd_, POLLIN, Clock::now() + idle)) return Received::kIdle;
+  // A frame that has begun arrives whole within a generous bound, or rank 0 is broken.
+  return recv_frame(fd_, frame, Clock::now() + milliseconds(30000), "rank 0") ? Received::kFrame
+                                                                               : Received::kClosed;
 }
 
 }  // namespace tessera

@@ -35,8 +35,9 @@ class TpMaster {
   // Sends one frame to every worker; throws Error(kInternal) naming the rank that is gone or
   // did not take the frame within `timeout`.
   void broadcast(const std::string& frame, std::chrono::milliseconds timeout);
-  // Throws when a worker's socket has closed (a worker that died between steps).
-  void check_alive();
+  // Throws when a worker's socket has closed (a worker that died). Safe to call from a
+  // watchdog thread while another thread broadcasts.
+  void check_alive() const;
   // Closes every worker's connection: their next receive returns false (orderly shutdown).
   void close();
 
@@ -57,9 +58,11 @@ class TpWorker {
   TpWorker& operator=(const TpWorker&) = delete;
 
   const std::string& bootstrap() const { return bootstrap_; }
-  // The next frame; false when rank 0 closed the channel (orderly shutdown). Throws on a
-  // broken frame or when `timeout` passes with nothing (rank 0 hung or gone).
-  bool receive(std::string& frame, std::chrono::milliseconds timeout);
+  enum class Received { kFrame, kClosed, kIdle };
+  // The next frame. kClosed: rank 0 closed the channel (orderly shutdown, or rank 0 died);
+  // kIdle: nothing began to arrive within `idle` (a server without requests is idle). Throws
+  // on a broken frame or one that stops half way.
+  Received receive(std::string& frame, std::chrono::milliseconds idle);
 
  private:
   int fd_ = -1;
