@@ -10,7 +10,7 @@
 #include "common/error.h"
 #include "engine/tp_channel.h"
 #include "engine/tp_frame.h"
-#include "engine/tp_model.h"
+#include "model/tp_model.h"
 #include "kernels/ops.h"
 #include "model/llama_model.h"
 #include "model/tp_shard.h"

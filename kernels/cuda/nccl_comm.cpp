@@ -49,7 +49,15 @@ NcclComm::NcclComm(const std::string& unique_id, int rank, int world, int device
 }
 
 NcclComm::~NcclComm() {
-  if (comm_ != nullptr) ncclCommDestroy(static_cast<ncclComm_t>(comm_));
+  if (comm_ == nullptr) return;
+  if (aborted_.load())
+    return;  // ncclCommAbort freed it
+  ncclCommDestroy(static_cast<ncclComm_t>(comm_));
+}
+
+void NcclComm::abort() {
+  if (comm_ == nullptr || aborted_.exchange(true)) return;
+  ncclCommAbort(static_cast<ncclComm_t>(comm_));
 }
 
 void NcclComm::all_reduce_sum(void* buf, int64_t count, DType dtype, cudaStream_t stream) {

@@ -5,6 +5,7 @@
 // The unique id travels from rank 0 to the workers over the TP channel (engine/tp_channel.h).
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -32,9 +33,13 @@ class NcclComm {
   // Fails pending work when a peer died: NCCL's own error or a timeout turns into an Error
   // instead of a hang (polled while waiting on the stream).
   void check_async_error();
+  // From any thread: aborts the communicator, so collectives in flight (waiting on a dead
+  // peer) return with an error instead of hanging. The communicator is unusable afterwards.
+  void abort();
 
  private:
-  void* comm_ = nullptr;  // ncclComm_t, kept opaque so this header needs no nccl.h
+  void* comm_ = nullptr;
+  std::atomic<bool> aborted_{false};  // ncclComm_t, kept opaque so this header needs no nccl.h
   int rank_ = 0;
   int world_ = 1;
 };
