@@ -122,7 +122,7 @@ ctx_hash=$(
     while IFS= read -r -d '' f; do
       case $f in
         build*|models|models/*|.ci/*|*.md|docs/*|deploy/*|tests/deploy/*) continue ;;
-        docker/test-image.sh|docker/compose*.yaml|docker/prometheus.yml) continue ;;
+        docker/*) [ "$f" = docker/Dockerfile ] || [ "$f" = docker/Dockerfile.dockerignore ] || continue ;;
       esac
       [ -f "$f" ] && [ ! -L "$f" ] && printf '%s\0' "$f"
     done | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
