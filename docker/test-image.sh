@@ -71,7 +71,18 @@ deb ${mirror} bookworm main
 deb ${mirror} bookworm-updates main
 deb ${mirror}-security bookworm-security main
 EOF
-    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
+    # The apt settings of Docker's debian images (debuerreotype): no package caches or
+    # translations kept in layers.
+    cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+    echo 'Acquire::Languages "none";' >"$rootfs/etc/apt/apt.conf.d/docker-no-languages"
+    echo 'Apt::AutoRemove::SuggestsImportant "false";' \
+      >"$rootfs/etc/apt/apt.conf.d/docker-autoremove-suggests"
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/lib/apt/lists/* \
       "$rootfs"/var/log/* "$rootfs"/tmp/*
     : >"$rootfs/etc/resolv.conf"
     tar --numeric-owner -C "$rootfs" -cf "$cache/bookworm.tar.tmp" .
@@ -143,11 +154,22 @@ else
   log "image of these sources exists: $image (--rebuild to build anyway)"
 fi
 t_built=$(now)
-size_bytes=$(bah images --json "$image" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["size"])')
-slim_bytes=$(bah images --json docker.io/library/debian:bookworm-slim |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["size"])')
+# Size: the image's unpacked file system (what `docker images` shows), and gzipped (about
+# what a registry stores and a node pulls).
+measure() {
+  local c mnt
+  c=$(bah from "$1")
+  mnt=$(bah mount "$c")
+  du -sb "$mnt" | cut -f1
+  tar -C "$mnt" -cf - . | gzip -1 | wc -c
+  bah umount "$c" >/dev/null
+  bah rm "$c" >/dev/null
+}
+mapfile -t sizes < <(measure "$image")
+mapfile -t slim_sizes < <(measure docker.io/library/debian:bookworm-slim)
 mib() { python3 -c "print(f'{$1/2**20:.0f} MiB')"; }
-log "image size: $(mib "$size_bytes") (debian:bookworm-slim base: $(mib "$slim_bytes"))"
+size_text="$(mib "${sizes[0]}") unpacked, $(mib "${sizes[1]}") gzipped"
+log "image size: $size_text (debian:bookworm-slim base: $(mib "${slim_sizes[0]}") / $(mib "${slim_sizes[1]}"))"
 
 # ---- run the image's entrypoint ------------------------------------------------------------
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -173,14 +195,23 @@ cleanup() {
 trap cleanup EXIT
 
 ctr=$(bah from --name "tessera-test-$$" "$image")
-mapfile -t entrypoint < <(bah inspect --type image --format '{{json .Docker.Config.Entrypoint}}' "$image" |
-  python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)))')
-workdir=$(bah inspect --type image --format '{{.Docker.Config.WorkingDir}}' "$image")
-user=$(bah inspect --type image --format '{{.Docker.Config.User}}' "$image")
-log "no compiler in the runtime image"
-if bah run --isolation chroot "$ctr" -- sh -c 'command -v cc gcc g++ c++ cmake pip3 python3'; then
+config=$(bah inspect --type image "$image" |
+  python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["Docker"]["config"]))')
+cfg() { python3 -c "import json,sys; v=json.loads(sys.argv[1]).get('$1'); print('\n'.join(v) if isinstance(v, list) else (v or ''))" "$config"; }
+mapfile -t entrypoint < <(cfg Entrypoint)
+workdir=$(cfg WorkingDir)
+user=$(cfg User)
+[ ${#entrypoint[@]} -gt 0 ] && [ -n "$workdir" ] && [ -n "$user" ] ||
+  { log "FAIL: cannot read the image's entrypoint, working dir or user"; exit 1; }
+log "runtime image: no compiler or Python; curl for its HEALTHCHECK"
+if bah run --isolation chroot "$ctr" -- sh -c \
+    'for c in cc gcc g++ c++ cmake ld as make python3 pip3; do command -v $c && exit 0; done; exit 1' 2>/dev/null; then
   log "FAIL: the runtime image has a compiler or Python"; exit 1
 fi
+bah run --isolation chroot "$ctr" -- sh -c 'command -v curl' >/dev/null ||
+  { log "FAIL: no curl for the HEALTHCHECK"; exit 1; }
+healthcheck=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1]).get("Healthcheck"))' "$config")
+case $healthcheck in *"/health"*) ;; *) log "FAIL: no HEALTHCHECK on /health: $healthcheck"; exit 1 ;; esac
 # As `docker run IMAGE --host ... --port ...`: the image's entrypoint with our arguments in
 # place of its CMD, as its user, in its working dir, on the host's network (loopback only).
 log "server: ${entrypoint[*]} --host 127.0.0.1 --port $port --grpc-port $gport (user $user)"
@@ -225,12 +256,12 @@ log "SIGTERM: exited in ${stop_s} s with status $rc"
 server_bah=""
 t_end=$(now)
 
-summary="image $(mib "$size_bytes"), bases $((t_bases - t_start)) s, build $((t_built - t_bases)) s$([ $built = 0 ] && echo ' (cached)'), checks $((t_checked - t_built)) s, total $((t_end - t_start)) s"
+summary="image $size_text, bases $((t_bases - t_start)) s, build $((t_built - t_bases)) s$([ $built = 0 ] && echo ' (cached)'), checks $((t_checked - t_built)) s, total $((t_end - t_start)) s"
 log "PASS: $summary"
 if [ -n "$record" ]; then
   commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/results' || echo '+dirty')
   printf '| %s | %s | %s | %s | %s s | %s s%s | %s s | %s s | PASS |\n' \
-    "$(date -u +'%Y-%m-%d %H:%M')" "$commit" "$ctx_hash" "$(mib "$size_bytes")" \
+    "$(date -u +'%Y-%m-%d %H:%M')" "$commit" "$ctx_hash" "$size_text" \
     "$((t_bases - t_start))" "$((t_built - t_bases))" "$([ $built = 0 ] && echo ' (cached)')" \
     "$((t_checked - t_built))" "$stop_s" >>"$record"
 fi
