@@ -34,7 +34,24 @@ struct EngineStats {
   int kv_blocks_total = 0;
   int64_t steps_total = 0;
   Clock::time_point last_step_end;
+  int live_requests = 0;  // submitted and not yet finished (queued in the inbox included)
+  // Steps that threw, in a row (0 after a step that ran): a backend that fails every step
+  // is unhealthy even though the loop keeps ticking. See kUnhealthyFailedSteps.
+  int consecutive_failed_steps = 0;
+  std::string last_step_error;  // of the latest failed step
 };
+
+// /health (HTTP and gRPC) turns unhealthy after this many failed steps in a row: one bad
+// request must not get the process restarted, a wedged device must.
+inline constexpr int kUnhealthyFailedSteps = 3;
+
+// The health verdict both frontends report.
+struct EngineHealth {
+  bool ok = true;
+  std::string status;  // "ok", "stalled" or "failing"
+  int64_t last_step_age_ms = 0;
+};
+EngineHealth engine_health(const EngineStats& s, Clock::time_point started, int stall_timeout_ms);
 
 class Engine {
  public:

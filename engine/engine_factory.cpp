@@ -1,5 +1,6 @@
 #include "engine/engine_factory.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include <spdlog/spdlog.h>
@@ -73,7 +74,15 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   const auto t0 = Clock::now();
   res->loaded = load_model(config.model);
   const ModelConfig& mc = res->loaded.config;
-  res->model = std::make_unique<LlamaModel>(mc, res->loaded.weights, *res->ops);
+  spdlog::info("loading model: weights read in {:.1f} s; uploading {} layers",
+               std::chrono::duration<double>(Clock::now() - t0).count(), mc.num_layers);
+  // About ten progress lines, whatever the depth, and always the last one.
+  const int every = std::max(1, mc.num_layers / 10);
+  res->model = std::make_unique<LlamaModel>(
+      mc, res->loaded.weights, *res->ops, [every](int done, int total) {
+        if (done % every == 0 || done == total)
+          spdlog::info("loading model: {}/{} layers uploaded", done, total);
+      });
   spdlog::info(
       "model loaded in {:.1f} s: {} layers, hidden {}, {} heads / {} kv heads, vocab {}, "
       "{:.0f}M parameters",

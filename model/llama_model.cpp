@@ -68,7 +68,8 @@ struct LlamaModel::Impl {
   Buffer h, xn, q, k, v, attn, proj, gate, up, last, logits;
 };
 
-LlamaModel::LlamaModel(const ModelConfig& config, const WeightSet& weights, Ops& ops)
+LlamaModel::LlamaModel(const ModelConfig& config, const WeightSet& weights, Ops& ops,
+                       const LayerProgress& on_layer)
     : config_(config), ops_(ops), impl_(std::make_unique<Impl>()) {
   const ModelConfig& c = config_;
   if (c.hidden_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 ||
@@ -101,6 +102,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, const WeightSet& weights, Ops&
     L.up = load(p + "ffn_up.weight", ffn, dim);
     L.down = load(p + "ffn_down.weight", dim, ffn);
     impl_->layers.push_back(std::move(L));
+    if (on_layer) on_layer(i + 1, c.num_layers);
   }
 }
 

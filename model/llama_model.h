@@ -1,4 +1,5 @@
 #pragma once
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -12,7 +13,10 @@ namespace tessera {
 // tied or untied LM head) written against Ops. Not thread-safe: one engine thread calls it.
 class LlamaModel {
  public:
-  LlamaModel(const ModelConfig& config, const WeightSet& weights, Ops& ops);
+  // on_layer(done, total) after each layer's weights reach the backend (load progress).
+  using LayerProgress = std::function<void(int done, int total)>;
+  LlamaModel(const ModelConfig& config, const WeightSet& weights, Ops& ops,
+             const LayerProgress& on_layer = {});
   ~LlamaModel();
 
   // Allocates the paged KV cache in the backend. Must be called before forward.

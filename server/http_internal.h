@@ -27,6 +27,7 @@ struct HttpServer::Impl {
   std::atomic<uint64_t> next_id{0};
   std::string id_salt;                 // per process, so ids from restarts do not collide
   std::atomic<bool> stopping{false};   // set by stop(): in-flight requests are cancelled
+  std::atomic<bool> draining{false};   // set by begin_drain(): not ready, no new completions
   std::atomic<int> active_streams{0};  // SSE responses still being written
 
   ParseContext parse_context() const;

@@ -166,24 +166,23 @@ void HttpServer::Impl::handle_detokenize(const httplib::Request& req, httplib::R
 }
 
 void HttpServer::Impl::handle_health(httplib::Response& res) {
-  EngineStats s = engine.stats();
-  // Idle loops tick too (last_step_end moves without steps); before the very first tick,
-  // measure from server start: a loop that never ticks is stalled as well.
-  auto last = s.last_step_end.time_since_epoch().count() != 0 ? s.last_step_end : started;
-  auto age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last).count();
-  if (age_ms > options.health_stall_timeout_ms) {
+  const EngineStats s = engine.stats();
+  const EngineHealth h = engine_health(s, started, options.health_stall_timeout_ms);
+  if (!h.ok) {
     res.status = 503;
-    res.set_content(dump_json({{"status", "stalled"},
-                               {"last_step_age_ms", age_ms},
-                               {"stall_timeout_ms", options.health_stall_timeout_ms}}),
+    res.set_content(dump_json({{"status", h.status},
+                               {"last_step_age_ms", h.last_step_age_ms},
+                               {"stall_timeout_ms", options.health_stall_timeout_ms},
+                               {"consecutive_failed_steps", s.consecutive_failed_steps}}),
                     "application/json");
     return;
   }
-  res.set_content(dump_json({{"status", "ok"}, {"last_step_age_ms", age_ms}}), "application/json");
+  res.set_content(dump_json({{"status", "ok"}, {"last_step_age_ms", h.last_step_age_ms}}),
+                  "application/json");
 }
 
 void HttpServer::Impl::handle_ready(httplib::Response& res) {
-  bool ready = engine.ready();
+  bool ready = engine.ready() && !draining.load();
   res.status = ready ? 200 : 503;
   res.set_content(dump_json({{"ready", ready}}), "application/json");
 }
@@ -214,6 +213,10 @@ HttpServer::HttpServer(Engine& engine, HttpOptions options, metrics::Registry& r
   });
 
   svr.set_pre_routing_handler([self](const httplib::Request& req, httplib::Response& res) {
+    if (self->draining.load() && req.method == "POST" && req.path.starts_with("/v1/")) {
+      write_error(res, ApiError(503, "service_unavailable", "server is shutting down"));
+      return httplib::Server::HandlerResponse::Handled;
+    }
     if (self->options.api_key.empty() || !needs_auth(req.path)) {
       return httplib::Server::HandlerResponse::Unhandled;
     }
@@ -309,6 +312,10 @@ int HttpServer::port() const {
 
 void HttpServer::run() {
   impl_->server.listen_after_bind();
+}
+
+void HttpServer::begin_drain() {
+  impl_->draining.store(true);
 }
 
 void HttpServer::stop() {

@@ -42,6 +42,9 @@ class HttpServer {
   int port() const;
   // Serves until stop() (from any thread, e.g. a signal watcher).
   void run();
+  // Graceful shutdown, first half: /ready answers 503 and new completions 503 while
+  // requests already running continue. stop() ends the rest.
+  void begin_drain();
   void stop();
 
   struct Impl;
