@@ -3,6 +3,7 @@
 //   plan = scheduler.schedule(); out = runner.execute(plan); scheduler.update(plan, out);
 // Frontends call submit/cancel from any thread and read events from a ResultStream.
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,6 +25,15 @@ class ResultStream {
   virtual std::optional<GenerationEvent> next(std::chrono::milliseconds timeout) = 0;
   virtual bool done() const = 0;
   virtual void cancel() = 0;
+  // For event-driven readers (an I/O loop cannot block in next()): `fn` runs on the producing
+  // thread, outside any lock, after each event is queued; it must be cheap and must not block
+  // (post to a loop, set a flag). Events queued before the call are not signalled, so read
+  // next(0) once after setting it. An empty `fn` removes it. Returns false when this stream
+  // cannot notify; the reader then has to poll.
+  virtual bool set_listener(std::function<void()> fn) {
+    (void)fn;
+    return false;
+  }
 };
 
 struct EngineStats {
