@@ -59,7 +59,11 @@ class CpuOps final : public Ops {
                   std::string("tensor of type ") + dtype_name(t.dtype) + " has " +
                       std::to_string(t.cols) + " columns, not a multiple of its block");
     }
-    Weight w{t.dtype, t.rows, t.cols, t.data, {}};
+    if (t.scheme.quantized() && t.scheme.kind != QuantKind::kGguf) {
+      throw Error(ErrorKind::kUnsupported, std::string("CPU backend: no kernel for ") +
+                                               quant_kind_name(t.scheme.kind) + " weights");
+    }
+    Weight w{t.dtype, t.rows, t.cols, t.data, {}, t.scheme, t.scales, t.zeros, t.g_idx};
     if (t.rows == 1 && t.dtype != DType::kF32) {
       // Vectors (norm weights) are read element by element: keep them as f32.
       auto buf = std::shared_ptr<float[]>(new float[t.cols]);

@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/blocks.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/dequant.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 
@@ -199,15 +200,19 @@ void many_rows(const MatmulArgs& a, int64_t nb, int64_t ne, std::vector<float>& 
 void dequantize_row(DType t, const void* row, int64_t cols, float* out) {
   const auto* p = static_cast<const uint8_t*>(row);
   dispatch_dtype(t, [&]<DType kT>() {
-    const int64_t groups = cols / kGroup;
-    for (int64_t g = 0; g < groups; ++g) {
-      F32x16 lo, hi;
-      Block<kT>::load(p + g * Block<kT>::kBytes, lo, hi);
-      store16(out + g * kGroup, lo);
-      store16(out + g * kGroup + 16, hi);
-    }
-    if constexpr (dtype_is_float(kT)) {
-      for (int64_t k = groups * kGroup; k < cols; ++k) out[k] = Block<kT>::scalar(p, k);
+    if constexpr (dtype_is_kquant_v(kT)) {
+      tessera::dequantize(kT, p, out, cols);
+    } else {
+      const int64_t groups = cols / kGroup;
+      for (int64_t g = 0; g < groups; ++g) {
+        F32x16 lo, hi;
+        Block<kT>::load(p + g * Block<kT>::kBytes, lo, hi);
+        store16(out + g * kGroup, lo);
+        store16(out + g * kGroup + 16, hi);
+      }
+      if constexpr (dtype_is_float(kT)) {
+        for (int64_t k = groups * kGroup; k < cols; ++k) out[k] = Block<kT>::scalar(p, k);
+      }
     }
   });
 }
@@ -224,7 +229,12 @@ void matmul(ThreadPool& pool, const MatmulArgs& a) {
     pool.run(num_tasks, [&](int task) {
       const Range range = split_range(a.n, num_tasks, task, align);
       if (range.begin >= range.end) return;
-      if (few) {
+      if constexpr (dtype_is_kquant_v(kT)) {
+        // Rows decoded into a panel by the host dequantizer at every batch size: K-quants
+        // are read, not tuned for, on the CPU.
+        thread_local std::vector<float> panel;
+        many_rows<kT>(a, range.begin, range.end, panel);
+      } else if (few) {
         few_rows<kT>(a, range.begin, range.end);
       } else {
         thread_local std::vector<float> panel;
