@@ -94,8 +94,11 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   in.num_layers = mc.num_layers;
   in.num_kv_heads = mc.num_kv_heads;
   in.head_dim = mc.head_dim;
-  in.elem_bytes = dtype_block_bytes(res->ops->kv_dtype());
-  in.bytes_per_token = static_cast<int64_t>(res->model->kv_bytes_per_token());
+  KvDtype kv_dtype = KvDtype::kAuto;
+  parse_kv_dtype(config.kv_cache_dtype.c_str(), kv_dtype);  // validated above
+  kv_dtype = res->ops->resolve_kv_dtype(kv_dtype);          // throws when unsupported here
+  in.elem_bytes = static_cast<int>(kv_elem_bytes(kv_dtype));
+  in.bytes_per_token = static_cast<int64_t>(res->model->kv_bytes_per_token(kv_dtype));
   in.block_size = config.block_size;
   in.requested_max_model_len = config.max_model_len;
   in.model_context_len = mc.max_position_embeddings;
@@ -103,8 +106,8 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   if (kv.capped)
     spdlog::warn("max_model_len lowered from the model's {} to {} tokens to fit the KV cache",
                  mc.max_position_embeddings, kv.max_model_len);
-  spdlog::info("{}", kv.summary);
-  res->model->init_kv_cache(kv.num_blocks, config.block_size);
+  spdlog::info("{} (KV dtype {})", kv.summary, kv_dtype_name(kv_dtype));
+  res->model->init_kv_cache(kv.num_blocks, config.block_size, kv_dtype);
 
   EngineParts parts;
   parts.config = config;

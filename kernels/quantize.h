@@ -1,13 +1,14 @@
 #pragma once
-// Host quantizer for online quantization (`--quantization fp8|int8|int4`): turns any weight
-// (dense or GGUF blocks, decoded first) into one of the canonical layouts of
+// Host quantizer for online quantization (`--quantization fp8|int8|int4`) and for tests and
+// benchmarks: turns a dense (or GGUF) weight into one of the canonical layouts of
 // kernels/weight_scheme.h. Round to nearest; scales from each group's range:
-//   fp8   per output row: scale = amax / 448, e4m3fn values (nearest, ties to even)
+//   fp8   per output row (per_channel) or per tensor: scale = amax / 448, e4m3fn values
 //   int8  symmetric per group: scale = amax / 127, q in [-127, 127]
-//   int4  asymmetric per group: scale = (max - min) / 15 over a range that includes 0,
-//         zero = round(-min / scale) in [0, 15]
-// REFERENCE version (formats branch): the quant branch owns this API and its tuned version;
-// the two are reconciled at merge.
+//   int4  asymmetric per group (has_zeros): scale = (max - min) / 15, zero = round(-min /
+//         scale) in [0, 15]; symmetric (zero 8): scale = amax / 7 (q - 8 in [-8, 7]... and
+//         the rare -8 is left unused)
+// act_order: columns are ranked by their largest magnitude (a stand-in for GPTQ's Hessian
+// order) and assigned to groups of group_size in that order; g_idx records each column's.
 #include <cstdint>
 #include <vector>
 
@@ -15,8 +16,8 @@
 
 namespace tessera {
 
-// Owns the quantized storage; `view` points into it (vectors keep their buffers when moved,
-// so a moved QuantizedTensor's view stays valid; never copied).
+// Owns the quantized storage; `view` points into it (and stays valid when moved, never
+// copied). view.dtype is kept as the source's (unused for these schemes).
 struct QuantizedTensor {
   HostTensor view;
   std::vector<uint8_t> data;
@@ -31,17 +32,11 @@ struct QuantizedTensor {
   QuantizedTensor& operator=(const QuantizedTensor&) = delete;
 };
 
-// fp8 per channel; int8 symmetric; int4 with zero points. group_size: values per group along
-// cols for int8 / int4 (0 = one group per row); ignored for fp8. Throws
-// Error(kInvalidArgument) for kDense / kGguf, or an odd column count with int4.
+// The common form: fp8 per channel; int8 symmetric; int4 with zero points. group_size: values
+// per group along cols for int8 / int4 (0 = one group per row); ignored for fp8.
+// Throws Error(kInvalidArgument) for kDense / kGguf or an odd column count with int4.
 QuantizedTensor quantize_weight(const HostTensor& src, QuantKind kind, int group_size);
-
-// Any weight (dense, GGUF, or a canonical FP8 / INT8 / INT4 scheme) decoded to f32
-// [rows, cols], following kernels/weight_scheme.h.
-std::vector<float> dequantize_weight(const HostTensor& t);
-
-// Nearest e4m3fn byte to x (saturating at +-448; NaN stays NaN).
-uint8_t f32_to_e4m3(float x);
-float e4m3_to_f32(uint8_t b);
+// Every variant: scheme.kind, group_size, per_channel, has_zeros, act_order are honoured.
+QuantizedTensor quantize_weight(const HostTensor& src, const QuantScheme& scheme);
 
 }  // namespace tessera

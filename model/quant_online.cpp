@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "kernels/dequant.h"
 #include "kernels/quantize.h"
+#include "kernels/scheme_ref.h"
 
 namespace tessera {
 namespace {

@@ -33,7 +33,7 @@ namespace {
 struct ServeCli {
   std::string config;
   std::string model, served_model_name, host, device, policy, api_key, log_level, log_format;
-  std::string grpc_host;
+  std::string grpc_host, kv_cache_dtype;
   int port = 0, grpc_port = 0, max_num_seqs = 0, max_num_batched_tokens = 0, num_threads = 0;
   int max_model_len = 0, static_batch_size = 0, max_waiting = 0, health_stall_timeout_ms = 0;
   int drain_timeout_s = 0;
@@ -88,6 +88,9 @@ void define_options(CLI::App* cmd, ServeCli& cli) {
        [](ServeConfig& c, int v) { c.engine.max_num_batched_tokens = v; });
   flag(cmd, cli, "--kv-cache-mb", cli.kv_cache_mb, "KV cache budget in MiB (CPU)",
        [](ServeConfig& c, int64_t v) { c.engine.kv_cache_bytes = v << 20; });
+  flag(cmd, cli, "--kv-cache-dtype", cli.kv_cache_dtype,
+       "KV cache element type: auto | bf16 | fp16 | f32 | fp8 | int8",
+       [](ServeConfig& c, const std::string& v) { c.engine.kv_cache_dtype = v; });
   flag(cmd, cli, "--max-model-len", cli.max_model_len, "Context length (0: the model's)",
        [](ServeConfig& c, int v) { c.engine.max_model_len = v; });
   flag(cmd, cli, "--num-threads", cli.num_threads, "CPU threads (0: all cores)",

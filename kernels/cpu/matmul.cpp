@@ -244,4 +244,29 @@ void matmul(ThreadPool& pool, const MatmulArgs& a) {
   });
 }
 
+void matmul_decoded(ThreadPool& pool, const float* x, int64_t rows, int64_t n, int64_t cols,
+                    const RowDecoder& decode, float* out) {
+  if (rows <= 0 || n <= 0) return;
+  const int64_t units = (n + kPanelRows - 1) / kPanelRows;
+  const int num_tasks =
+      static_cast<int>(std::min<int64_t>(units, static_cast<int64_t>(pool.size()) * 4));
+  pool.run(num_tasks, [&](int task) {
+    const Range range = split_range(n, num_tasks, task, kPanelRows);
+    thread_local std::vector<float> panel;
+    panel.resize(static_cast<size_t>(kPanelRows * cols));
+    const auto* pw = reinterpret_cast<const uint8_t*>(panel.data());
+    const size_t pstride = static_cast<size_t>(cols) * sizeof(float);
+    for (int64_t p0 = range.begin; p0 < range.end; p0 += kPanelRows) {
+      const int64_t pn = std::min(range.end, p0 + kPanelRows) - p0;
+      decode(p0, pn, panel.data());
+      float* o = out + p0;  // panel row i is output column p0 + i
+      int64_t r = 0;
+      for (; r + kRowTile <= rows; r += kRowTile)
+        rows_against<DType::kF32, kRowTile>(pw, pstride, 0, pn, x, cols, r, cols, o, n);
+      for (; r < rows; ++r)
+        rows_against<DType::kF32, 1>(pw, pstride, 0, pn, x, cols, r, cols, o, n);
+    }
+  });
+}
+
 }  // namespace tessera::cpu

@@ -4,7 +4,9 @@
 // are untouched.
 #include <catch2/catch.hpp>
 
+#include "kernels/fp8.h"
 #include "kernels/quantize.h"
+#include "kernels/scheme_ref.h"
 #include "model/loader.h"
 #include "model/quant_online.h"
 #include "quant_fixtures.h"
@@ -14,12 +16,12 @@ TEST_CASE("quantize: e4m3 codes round-trip and round to nearest", "[quant]") {
     const double v = quant_test::e4m3(static_cast<uint8_t>(b));
     if (std::isnan(v)) continue;
     INFO("code " << b);
-    CHECK(tessera::e4m3_to_f32(static_cast<uint8_t>(b)) == static_cast<float>(v));
-    if (b != 0x80) CHECK(tessera::f32_to_e4m3(static_cast<float>(v)) == b);
+    CHECK(tessera::fp8_e4m3_to_f32(static_cast<uint8_t>(b)) == static_cast<float>(v));
+    if (b != 0x80) CHECK(tessera::f32_to_fp8_e4m3(static_cast<float>(v)) == b);
   }
-  CHECK(tessera::f32_to_e4m3(1000.0f) == 0x7E);   // saturates at 448
-  CHECK(tessera::f32_to_e4m3(-1.0625f) == 0xB8);  // tie between 1 and 1.125 -> even (1)
-  CHECK(tessera::f32_to_e4m3(1.07f) == 0x39);
+  CHECK(tessera::f32_to_fp8_e4m3(1000.0f) == 0x7E);   // saturates at 448
+  CHECK(tessera::f32_to_fp8_e4m3(-1.0625f) == 0xB8);  // tie between 1 and 1.125 -> even (1)
+  CHECK(tessera::f32_to_fp8_e4m3(1.07f) == 0x39);
 }
 
 TEST_CASE("quantize: online fp8 / int8 / int4 of a GGUF model", "[quant][loader]") {
