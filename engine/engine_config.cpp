@@ -3,6 +3,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "kernels/kv_cache.h"
 
 namespace tessera {
 namespace {
@@ -24,6 +25,9 @@ void EngineConfig::validate() const {
           "must be in (0, 1]");
   require(block_size > 0 && block_size <= 256 && (block_size & (block_size - 1)) == 0, "block_size",
           "must be a power of two in [1, 256]");
+  KvDtype kv_dtype;
+  require(parse_kv_dtype(kv_cache_dtype.c_str(), kv_dtype), "kv_cache_dtype",
+          "must be auto, bf16, fp16, f32, fp8 or int8 (got '" + kv_cache_dtype + "')");
   require(max_model_len >= 0, "max_model_len", "must be >= 0 (0 = the model's context length)");
   require(max_num_seqs >= 1, "max_num_seqs", "must be >= 1");
   require(max_num_batched_tokens >= 1, "max_num_batched_tokens", "must be >= 1");

@@ -19,6 +19,9 @@ struct EngineConfig {
   int64_t kv_cache_bytes = 256ll << 20;
   float gpu_memory_fraction = 0.9f;
   int block_size = 16;
+  // Element type of the KV cache: auto (the backend's: f32 on CPU, bf16 on CUDA) | bf16 |
+  // fp16 | f32 | fp8 (e4m3) | int8; the 8-bit types keep one scale per token and KV head.
+  std::string kv_cache_dtype = "auto";
   bool enable_prefix_caching = true;
   int max_model_len = 0;  // 0 = the model's context length
 

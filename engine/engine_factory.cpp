@@ -1,5 +1,6 @@
 #include "engine/engine_factory.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include <spdlog/spdlog.h>
@@ -73,7 +74,15 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   const auto t0 = Clock::now();
   res->loaded = load_model(config.model);
   const ModelConfig& mc = res->loaded.config;
-  res->model = std::make_unique<LlamaModel>(mc, res->loaded.weights, *res->ops);
+  spdlog::info("loading model: weights read in {:.1f} s; uploading {} layers",
+               std::chrono::duration<double>(Clock::now() - t0).count(), mc.num_layers);
+  // About ten progress lines, whatever the depth, and always the last one.
+  const int every = std::max(1, mc.num_layers / 10);
+  res->model = std::make_unique<LlamaModel>(
+      mc, res->loaded.weights, *res->ops, [every](int done, int total) {
+        if (done % every == 0 || done == total)
+          spdlog::info("loading model: {}/{} layers uploaded", done, total);
+      });
   spdlog::info(
       "model loaded in {:.1f} s: {} layers, hidden {}, {} heads / {} kv heads, vocab {}, "
       "{:.0f}M parameters",
@@ -85,8 +94,11 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   in.num_layers = mc.num_layers;
   in.num_kv_heads = mc.num_kv_heads;
   in.head_dim = mc.head_dim;
-  in.elem_bytes = dtype_block_bytes(res->ops->kv_dtype());
-  in.bytes_per_token = static_cast<int64_t>(res->model->kv_bytes_per_token());
+  KvDtype kv_dtype = KvDtype::kAuto;
+  parse_kv_dtype(config.kv_cache_dtype.c_str(), kv_dtype);  // validated above
+  kv_dtype = res->ops->resolve_kv_dtype(kv_dtype);          // throws when unsupported here
+  in.elem_bytes = static_cast<int>(kv_elem_bytes(kv_dtype));
+  in.bytes_per_token = static_cast<int64_t>(res->model->kv_bytes_per_token(kv_dtype));
   in.block_size = config.block_size;
   in.requested_max_model_len = config.max_model_len;
   in.model_context_len = mc.max_position_embeddings;
@@ -94,8 +106,8 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   if (kv.capped)
     spdlog::warn("max_model_len lowered from the model's {} to {} tokens to fit the KV cache",
                  mc.max_position_embeddings, kv.max_model_len);
-  spdlog::info("{}", kv.summary);
-  res->model->init_kv_cache(kv.num_blocks, config.block_size);
+  spdlog::info("{} (KV dtype {})", kv.summary, kv_dtype_name(kv_dtype));
+  res->model->init_kv_cache(kv.num_blocks, config.block_size, kv_dtype);
 
   EngineParts parts;
   parts.config = config;

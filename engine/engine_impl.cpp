@@ -1,6 +1,8 @@
 #include "engine/engine_impl.h"
 
+#include <cstdlib>
 #include <random>
+#include <unordered_set>
 
 #include <spdlog/spdlog.h>
 
@@ -33,12 +35,36 @@ int severity(FinishReason r) {
   return 4;
 }
 
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) : 0;
+}
+
 uint64_t random_seed_base() {
   std::random_device rd;
   return (static_cast<uint64_t>(rd()) << 32) ^ rd();
 }
 
 }  // namespace
+
+EngineHealth engine_health(const EngineStats& s, Clock::time_point started, int stall_timeout_ms) {
+  // Idle loops tick too (last_step_end moves without steps); before the very first tick,
+  // measure from server start: a loop that never ticks is stalled as well.
+  const auto last = s.last_step_end.time_since_epoch().count() != 0 ? s.last_step_end : started;
+  EngineHealth h;
+  h.last_step_age_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last).count();
+  if (h.last_step_age_ms > stall_timeout_ms) {
+    h.ok = false;
+    h.status = "stalled";
+  } else if (s.consecutive_failed_steps >= kUnhealthyFailedSteps) {
+    h.ok = false;
+    h.status = "failing";
+  } else {
+    h.status = "ok";
+  }
+  return h;
+}
 
 void EngineImpl::Signal::poke() {
   {
@@ -53,6 +79,7 @@ EngineImpl::EngineImpl(EngineParts parts)
       scheduler_(parts_.scheduler),
       metrics_(parts_.registry ? *parts_.registry : metrics::default_registry()),
       seed_base_(random_seed_base()),
+      debug_stall_step_ms_(env_int("TESSERA_DEBUG_STALL_STEP_MS")),
       signal_(std::make_shared<Signal>()) {
   if (!parts_.tokenizer) throw Error(ErrorKind::kInternal, "engine: no tokenizer");
   executor_ = parts_.make_executor(*this);
@@ -133,6 +160,7 @@ void EngineImpl::loop() {
       // Outside the executor (scheduler or bookkeeping): which requests are involved is
       // unknown, so every live one fails; the loop itself keeps serving new ones.
       spdlog::error("engine loop error: {}; failing {} live requests", e.what(), requests_.size());
+      note_step_failed(e.what());
       fail_all(std::string("internal error: ") + e.what());
       wait_until = Clock::now() + std::chrono::milliseconds(10);
     }
@@ -175,7 +203,8 @@ void EngineImpl::admit_inbox() {
                                         .max_new_tokens = req.request.sampling.max_tokens,
                                         .priority = req.request.priority,
                                         .deadline = req.request.deadline,
-                                        .arrival = req.request.arrival});
+                                        .arrival = req.request.arrival,
+                                        .num_seqs = req.request.sampling.n});
     if (!r.ok()) {
       end_request(req, FinishReason::kError,
                   std::string(submit_status_name(r.status)) + ": " + r.message);
@@ -212,11 +241,15 @@ std::optional<Clock::time_point> EngineImpl::step() {
     return now + std::chrono::milliseconds(5);  // blocked on capacity: poll soon
   }
   note_scheduled(plan, now);
+  if (debug_stall_step_ms_ > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(debug_stall_step_ms_));
   try {
     StepOutput out = executor_->execute(plan);
     scheduler_.update(plan, out.sampled);
     process_output(out);
+    consecutive_failed_steps_ = 0;
   } catch (const std::exception& e) {
+    note_step_failed(e.what());
     fail_step(plan, e);
   }
   ++steps_;
@@ -299,6 +332,14 @@ void EngineImpl::on_token(RequestState& req, int choice, int32_t token,
   }
 }
 
+void EngineImpl::note_step_failed(const std::string& error) {
+  ++consecutive_failed_steps_;
+  last_step_error_ = error;
+  if (consecutive_failed_steps_ == kUnhealthyFailedSteps)
+    spdlog::error("engine: {} steps in a row failed; /health reports failing",
+                  kUnhealthyFailedSteps);
+}
+
 void EngineImpl::fail_step(const StepPlan& plan, const std::exception& e) {
   const SchedulerStats s = scheduler_.stats();
   spdlog::error(
@@ -378,17 +419,39 @@ void EngineImpl::on_request_done(RequestState& req) {
   metrics_.record_finished(*req.status, latency);
 }
 
+std::pair<int, int> EngineImpl::count_requests() const {
+  // A request runs while any of its sequences does; it waits while some wait and none run.
+  std::unordered_set<const RequestState*> running, waiting;
+  for (SeqId id : scheduler_.running_ids()) {
+    if (auto it = seqs_.find(id); it != seqs_.end()) running.insert(it->second.first);
+  }
+  for (SeqId id : scheduler_.waiting_ids()) {
+    auto it = seqs_.find(id);
+    if (it != seqs_.end() && !running.count(it->second.first)) waiting.insert(it->second.first);
+  }
+  return {static_cast<int>(waiting.size()), static_cast<int>(running.size())};
+}
+
 void EngineImpl::publish_stats(Clock::time_point now) {
   const SchedulerStats s = scheduler_.stats();
-  metrics_.set_queues(s.num_waiting, s.num_running);
+  const auto [waiting_requests, running_requests] = count_requests();
+  metrics_.set_queues(waiting_requests, running_requests, s.num_running);
   metrics_.set_kv(s.kv.num_used, s.kv.num_total);
   metrics_.add_prefix_cache(s.kv.prefix_query_tokens - prefix_queries_seen_,
                             s.kv.prefix_hit_tokens - prefix_hits_seen_);
   prefix_queries_seen_ = s.kv.prefix_query_tokens;
   prefix_hits_seen_ = s.kv.prefix_hit_tokens;
   num_waiting_.store(s.num_waiting, std::memory_order_release);
+  size_t inbox = 0;
+  {
+    std::lock_guard lock(signal_->mu);
+    inbox = signal_->inbox.size();
+  }
 
   std::lock_guard lock(stats_mu_);
+  stats_.live_requests = static_cast<int>(requests_.size() + inbox);
+  stats_.consecutive_failed_steps = consecutive_failed_steps_;
+  stats_.last_step_error = last_step_error_;
   stats_.waiting = s.num_waiting;
   stats_.running = s.num_running;
   stats_.preemptions_total = preemptions_;

@@ -87,6 +87,7 @@ class EngineImpl final : public Engine, private SamplingSource {
   void fork_siblings(RequestState& req, SeqId parent, const StepOutput& out, size_t row);
   void on_token(RequestState& req, int choice, int32_t token, std::optional<TokenLogprob> lp);
   void fail_step(const StepPlan& plan, const std::exception& e);
+  void note_step_failed(const std::string& error);
   // Ends choice `choice` (or, before an n > 1 fork, the whole request) with `reason`.
   void end_choice_or_request(RequestState& req, int choice, FinishReason reason,
                              const std::string& error);
@@ -96,6 +97,7 @@ class EngineImpl final : public Engine, private SamplingSource {
   void on_request_done(RequestState& req);
   void fail_all(const std::string& message);
   void publish_stats(Clock::time_point now);
+  std::pair<int, int> count_requests() const;  // (waiting, running) API requests
   void wait_for_work(Clock::time_point until);
   void shutdown_requests();
 
@@ -114,6 +116,11 @@ class EngineImpl final : public Engine, private SamplingSource {
   int64_t preemptions_ = 0;
   int64_t prefix_queries_seen_ = 0;
   int64_t prefix_hits_seen_ = 0;
+  int consecutive_failed_steps_ = 0;
+  std::string last_step_error_;
+  // Tests only (TESSERA_DEBUG_STALL_STEP_MS): every step sleeps this long first, standing in
+  // for a stuck device so shutdown paths can be tested.
+  const int debug_stall_step_ms_;
 
   // Shared with submitters.
   std::shared_ptr<Signal> signal_;

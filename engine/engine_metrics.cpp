@@ -6,11 +6,17 @@ namespace {
 // Token counts per step: 1 .. 16k in powers of two.
 const std::vector<double> kTokenBuckets = metrics::exponential_buckets(1, 2, 15);
 
+const char* reason_label(FinishReason r) {
+  return r == FinishReason::kCancelled ? "abort" : finish_reason_name(r);
+}
+
 }  // namespace
 
 EngineMetrics::EngineMetrics(metrics::Registry& r)
     : waiting_(r.gauge("tessera:num_requests_waiting", "Requests waiting to be scheduled.")),
       running_(r.gauge("tessera:num_requests_running", "Requests with sequences running.")),
+      running_seqs_(r.gauge("tessera:num_sequences_running",
+                            "Sequences running (each choice of n > 1 counts).")),
       preemptions_(r.counter("tessera:num_preemptions_total",
                              "Sequences preempted (their KV freed, to be recomputed).")),
       kv_used_(r.gauge("tessera:kv_cache_used_blocks", "KV cache blocks referenced.")),
@@ -41,9 +47,15 @@ EngineMetrics::EngineMetrics(metrics::Registry& r)
                               metrics::kBatchSizeBuckets)) {
   for (FinishReason reason : {FinishReason::kStop, FinishReason::kLength, FinishReason::kCancelled,
                               FinishReason::kDeadline, FinishReason::kError}) {
-    finished_[static_cast<size_t>(reason)] =
-        &r.counter("tessera:request_success_total", "Finished requests by final status.",
-                   {{"finished_reason", finish_reason_name(reason)}});
+    const auto i = static_cast<size_t>(reason);
+    finished_[i] = &r.counter("tessera:request_finished_total",
+                              "Finished requests by final status (errors included).",
+                              {{"finished_reason", reason_label(reason)}});
+    if (reason == FinishReason::kStop || reason == FinishReason::kLength) {
+      success_[i] = &r.counter("tessera:request_success_total",
+                               "Requests finished without error (stop or length).",
+                               {{"finished_reason", reason_label(reason)}});
+    }
   }
 }
 
@@ -52,9 +64,10 @@ void EngineMetrics::record_step(int num_tokens, int num_seqs) {
   batch_seqs_.observe(num_seqs);
 }
 
-void EngineMetrics::set_queues(int waiting, int running) {
-  waiting_.set(waiting);
-  running_.set(running);
+void EngineMetrics::set_queues(int waiting_requests, int running_requests, int running_seqs) {
+  waiting_.set(waiting_requests);
+  running_.set(running_requests);
+  running_seqs_.set(running_seqs);
 }
 
 void EngineMetrics::set_kv(int used, int total) {
@@ -69,7 +82,9 @@ void EngineMetrics::add_prefix_cache(int64_t queried_tokens, int64_t hit_tokens)
 }
 
 void EngineMetrics::record_finished(FinishReason reason, double e2e_seconds) {
-  finished_[static_cast<size_t>(reason)]->inc();
+  const auto i = static_cast<size_t>(reason);
+  finished_[i]->inc();
+  if (success_[i]) success_[i]->inc();
   e2e_.observe(e2e_seconds);
 }
 

@@ -3,8 +3,15 @@
 // Children are looked up once here so recording on the engine thread is lock-free (counters,
 // gauges) or one short mutex (histograms).
 //
-//   tessera:request_success_total{finished_reason}   requests by final status
-//   tessera:num_requests_waiting / _running           gauges, refreshed every step
+// Semantics follow vLLM's: requests are API requests (all n choices together).
+//   tessera:request_success_total{finished_reason}   requests finished without error
+//                                                     (stop | length)
+//   tessera:request_finished_total{finished_reason}  every finished request by final status
+//                                                     (stop | length | abort | deadline | error)
+//   tessera:num_requests_waiting / _running           requests, refreshed every step: running =
+//                                                     a sequence in the running set
+//   tessera:num_sequences_running                     sequences (n > 1 counts each choice);
+//                                                     bounded by max_num_seqs
 //   tessera:num_preemptions_total                     sequences preempted (recompute)
 //   tessera:kv_cache_used_blocks, tessera:kv_cache_total_blocks, tessera:kv_cache_usage_ratio
 //   tessera:prefix_cache_queries_total / _hits_total  in prompt tokens (as vLLM counts)
@@ -24,7 +31,7 @@ class EngineMetrics {
   explicit EngineMetrics(metrics::Registry& registry);
 
   void record_step(int num_tokens, int num_seqs);
-  void set_queues(int waiting, int running);
+  void set_queues(int waiting_requests, int running_requests, int running_seqs);
   void set_kv(int used, int total);
   void add_preemptions(int n) { preemptions_.inc(n); }
   void add_prefix_cache(int64_t queried_tokens, int64_t hit_tokens);
@@ -34,12 +41,15 @@ class EngineMetrics {
   void observe_itl(double s) { itl_.observe(s); }
   void observe_queue_time(double s) { queue_time_.observe(s); }
   // One finished request (all its choices): its final status and end-to-end latency.
+  // Label names for the status: cancelled is vLLM's "abort".
   void record_finished(FinishReason reason, double e2e_seconds);
 
  private:
   std::array<metrics::Counter*, 5> finished_{};
+  std::array<metrics::Counter*, 5> success_{};  // nullptr for reasons that are not success
   metrics::Gauge& waiting_;
   metrics::Gauge& running_;
+  metrics::Gauge& running_seqs_;
   metrics::Counter& preemptions_;
   metrics::Gauge& kv_used_;
   metrics::Gauge& kv_total_;

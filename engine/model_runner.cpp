@@ -46,7 +46,7 @@ StepOutput ModelRunner::execute(const StepPlan& plan) {
     std::vector<std::pair<int32_t, int32_t>> pairs;
     pairs.reserve(plan.copies.size());
     for (const BlockCopy& c : plan.copies) pairs.emplace_back(c.src, c.dst);
-    model_.ops().copy_kv_blocks(pairs);
+    model_.copy_kv_blocks(pairs);
   }
   if (plan.empty()) return out;
 

@@ -38,8 +38,10 @@ void validate_request(const GenerationRequest& r, const RequestLimits& lim) {
                 std::to_string(lim.max_model_len) + " tokens, but " + std::to_string(prompt_len) +
                 " prompt tokens + " + std::to_string(s.max_tokens) + " max_tokens were requested");
   }
-  require(s.n >= 1 && s.n <= lim.max_num_seqs, "n",
-          "must be in [1, " + std::to_string(lim.max_num_seqs) + "], got " + std::to_string(s.n));
+  // n may exceed max_num_seqs: the choices that do not fit wait for a slot (Scheduler::fork).
+  constexpr int kMaxChoices = 1024;
+  require(s.n >= 1 && s.n <= kMaxChoices, "n",
+          "must be in [1, " + std::to_string(kMaxChoices) + "], got " + std::to_string(s.n));
   require(std::isfinite(s.temperature) && s.temperature >= 0.0f, "temperature",
           "must be >= 0, got " + str(s.temperature));
   require(s.top_k >= -1, "top_k", "must be >= 0 (0 or -1 = off), got " + std::to_string(s.top_k));

@@ -6,6 +6,7 @@ StreamState::StreamState(int num_choices, std::function<void()> wake)
     : finished_(static_cast<size_t>(num_choices), false), wake_(std::move(wake)) {}
 
 void StreamState::push(GenerationEvent event) {
+  std::shared_ptr<const std::function<void()>> listener;
   {
     std::lock_guard lock(mu_);
     const size_t i = static_cast<size_t>(event.index);
@@ -15,8 +16,16 @@ void StreamState::push(GenerationEvent event) {
       ++num_finished_;
     }
     events_.push_back(std::move(event));
+    listener = listener_;
   }
   cv_.notify_all();
+  if (listener) (*listener)();
+}
+
+void StreamState::set_listener(std::function<void()> fn) {
+  auto l = fn ? std::make_shared<const std::function<void()>>(std::move(fn)) : nullptr;
+  std::lock_guard lock(mu_);
+  listener_ = std::move(l);
 }
 
 bool StreamState::choice_finished(int index) const {

@@ -32,6 +32,7 @@ class StreamState {
   bool done() const;
   void request_cancel();
   bool cancel_requested() const { return cancel_.load(std::memory_order_acquire); }
+  void set_listener(std::function<void()> fn);
 
  private:
   mutable std::mutex mu_;
@@ -41,6 +42,8 @@ class StreamState {
   int num_finished_ = 0;
   std::atomic<bool> cancel_{false};
   std::function<void()> wake_;
+  // Shared so push() can call it after releasing mu_ while set_listener() replaces it.
+  std::shared_ptr<const std::function<void()>> listener_;
 };
 
 class StreamHandle : public ResultStream {
@@ -52,6 +55,10 @@ class StreamHandle : public ResultStream {
   }
   bool done() const override { return state_->done(); }
   void cancel() override { state_->request_cancel(); }
+  bool set_listener(std::function<void()> fn) override {
+    state_->set_listener(std::move(fn));
+    return true;
+  }
 
  private:
   std::shared_ptr<StreamState> state_;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/error.h"
+#include "common/sampling_rng.h"
 
 namespace tessera {
 namespace {
@@ -101,13 +102,6 @@ std::vector<Candidate> build_candidates(std::span<const float> logits,
   return c;
 }
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 }  // namespace
 
 void apply_penalties(std::span<float> logits, const SamplingParams& params,
@@ -182,8 +176,7 @@ TokenLogprob raw_logprobs(std::span<const float> logits, int32_t chosen, int num
 }
 
 double sample_uniform(uint64_t seed, int64_t output_index) {
-  const uint64_t x = splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(output_index));
-  return static_cast<double>(x >> 11) * 0x1.0p-53;  // 53 random bits -> [0, 1)
+  return static_cast<double>(sampling_uniform(seed, static_cast<uint64_t>(output_index)));
 }
 
 SampleResult sample_token(std::span<const float> logits, const SamplingParams& params,

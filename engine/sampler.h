@@ -55,9 +55,10 @@ int32_t argmax_token(std::span<const float> logits);
 // alternatives (best first, ties by lower id).
 TokenLogprob raw_logprobs(std::span<const float> logits, int32_t chosen, int num_top);
 
-// Counter-based randomness: a uniform double in [0, 1) determined only by the choice's seed
-// and the index of the output token being sampled. A request recomputed after preemption
-// or run in a different batch draws the same numbers.
+// Counter-based randomness (common/sampling_rng.h, shared with the CUDA sampler): a uniform
+// in [0, 1) determined only by the choice's seed and the index of the output token being
+// sampled. A request recomputed after preemption or run in a different batch, or sampled
+// on the device instead of here, draws the same number.
 double sample_uniform(uint64_t seed, int64_t output_index);
 
 // Full pipeline for one row. `seed` is the choice's seed (request seed + choice index).

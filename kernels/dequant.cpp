@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "kernels/dequant_kquant.h"
 
 namespace tessera {
 namespace {
@@ -118,6 +119,11 @@ void dequantize(DType type, const void* src_ptr, float* dst, int64_t n) {
         }
       }
       return;
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      dequantize_kquant(type, src, dst, n);
+      return;
   }
   throw Error(ErrorKind::kUnsupported, "dequantize: unknown dtype");
 }
@@ -202,6 +208,12 @@ std::vector<uint8_t> quantize(DType type, std::span<const float> src) {
     case DType::kQ4_1:
       for (int64_t b = 0; b < n / kQk; ++b) quantize_q4_1(x + b * kQk, o + b * 20);
       break;
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      // llama.cpp's K-quant quantizers search scales iteratively; Tessera only reads K-quants.
+      throw Error(ErrorKind::kUnsupported,
+                  std::string("quantize: ") + dtype_name(type) + " is read-only in Tessera");
   }
   return out;
 }

@@ -19,7 +19,8 @@ uint16_t f32_to_bf16(float f);  // round to nearest even; NaN stays NaN
 // dst[0..n) = values of the first n elements stored at src in `type`.
 // n must be a multiple of dtype_block_elems(type).
 void dequantize(DType type, const void* src, float* dst, int64_t n);
-// Inverse for building test weights: ggml's reference quantizers (round to nearest).
+// Inverse for building test weights: ggml's reference quantizers (round to nearest); the
+// K-quants throw kUnsupported (read-only).
 // src.size() must be a multiple of dtype_block_elems(type); returns the stored bytes.
 std::vector<uint8_t> quantize(DType type, std::span<const float> src);
 

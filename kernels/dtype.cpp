@@ -8,6 +8,10 @@ int dtype_block_elems(DType t) {
     case DType::kQ4_0:
     case DType::kQ4_1:
       return 32;
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      return 256;
     default:
       return 1;
   }
@@ -26,6 +30,12 @@ int dtype_block_bytes(DType t) {
       return 18;
     case DType::kQ4_1:
       return 20;
+    case DType::kQ4_K:
+      return 144;
+    case DType::kQ5_K:
+      return 176;
+    case DType::kQ6_K:
+      return 210;
   }
   return 0;
 }
@@ -36,6 +46,10 @@ size_t dtype_row_bytes(DType t, int64_t cols) {
 
 bool dtype_is_quantized(DType t) {
   return dtype_block_elems(t) > 1;
+}
+
+bool dtype_is_kquant(DType t) {
+  return t == DType::kQ4_K || t == DType::kQ5_K || t == DType::kQ6_K;
 }
 
 const char* dtype_name(DType t) {
@@ -52,6 +66,12 @@ const char* dtype_name(DType t) {
       return "q4_0";
     case DType::kQ4_1:
       return "q4_1";
+    case DType::kQ4_K:
+      return "q4_K";
+    case DType::kQ5_K:
+      return "q5_K";
+    case DType::kQ6_K:
+      return "q6_K";
   }
   return "?";
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/dtype.h"
+#include "kernels/kv_cache.h"
 #include "kernels/weight_scheme.h"
 
 namespace tessera {
@@ -42,21 +43,7 @@ struct Weight {
   const float* scales = nullptr;
   const uint8_t* zeros = nullptr;
   const int32_t* g_idx = nullptr;
-};
-
-// Paged KV cache geometry. Per layer, one K pool and one V pool:
-//   pool: [num_blocks, block_size, num_kv_heads, head_dim]
-// Block 0 is reserved as the padding block and is never handed to a sequence.
-struct KvCacheShape {
-  int num_layers = 0;
-  int num_blocks = 0;
-  int block_size = 16;
-  int num_kv_heads = 0;
-  int head_dim = 0;
-  DType dtype = DType::kF32;  // backend may choose bf16/f16; see Ops::kv_dtype
-  // Query heads per layer. Lets a backend plan attention already in begin_step (needed for
-  // graph capture); 0 = unknown, learned at the first paged_attention call.
-  int num_heads = 0;
+  int64_t num_groups = 0;  // scales per row of kInt8 / kInt4 (upload fills it; 0 = unknown)
 };
 
 // One forward step: several sequences, each contributing a run of consecutive tokens
@@ -138,13 +125,18 @@ class Ops {
 
   virtual Weight upload(const HostTensor& tensor) = 0;
 
-  virtual void init_kv_cache(const KvCacheShape& shape) = 0;
-  virtual DType kv_dtype() const = 0;
-  // Copy-on-write support: copies whole blocks (all layers, K and V).
-  virtual void copy_kv_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) = 0;
+  // The paged KV cache (kernels/kv_cache.h): the backend creates it, the caller owns it and
+  // passes it to the ops below. kAuto resolves to the backend's default (CPU f32, CUDA bf16);
+  // a dtype the backend cannot store throws Error(kUnsupported).
+  virtual KvDtype resolve_kv_dtype(KvDtype requested) const = 0;
+  virtual std::unique_ptr<KvCache> make_kv_cache(const KvCacheShape& shape) = 0;
+  // Copy-on-write support: copies whole blocks (all layers, K and V, scales).
+  virtual void copy_kv_blocks(KvCache& kv,
+                              std::span<const std::pair<int32_t, int32_t>> src_dst) = 0;
 
   // Uploads the step's metadata once; the ops below read it. Must precede them every step.
-  virtual void begin_step(const StepLayout& layout) = 0;
+  // kv is the cache this step's attention reads and writes (block ids index it).
+  virtual void begin_step(const StepLayout& layout, KvCache& kv) = 0;
 
   // out: [T, dim] = table[tokens]; out is a residual buffer, in residual_dtype().
   virtual void embedding(const Weight& table, void* out) = 0;
@@ -156,12 +148,13 @@ class Ops {
   virtual void matmul(const void* x, int rows, const Weight& w, void* out) = 0;
   // q: [T, num_heads, head_dim], k/v: [T, num_kv_heads, head_dim]. Rotates q and k in place
   // at the step's positions, then stores k and v into this layer's pages (slot_mapping).
-  virtual void rope_store_kv(void* q, void* k, const void* v, int layer,
+  // kv must be the cache given to begin_step.
+  virtual void rope_store_kv(KvCache& kv, void* q, void* k, const void* v, int layer,
                              const AttentionParams& attn, const RopeConfig& rope) = 0;
   // q: [T, num_heads, head_dim] -> out: [T, num_heads, head_dim]; each token attends causally
   // to its sequence's cached K/V at positions <= its own.
-  virtual void paged_attention(const void* q, int layer, const AttentionParams& attn,
-                               void* out) = 0;
+  virtual void paged_attention(const KvCache& kv, const void* q, int layer,
+                               const AttentionParams& attn, void* out) = 0;
   // gate, up, out: [T, ffn]; out = silu(gate) * up
   virtual void silu_mul(const void* gate, const void* up, int64_t count, void* out) = 0;
 

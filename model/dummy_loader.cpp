@@ -1,4 +1,9 @@
-// load_model for "dummy:<config.json>[?dtype=...&seed=...]": random weights for benchmarks.
+// load_model for "dummy:<config.json>[?dtype=...&seed=...&group=...]": random weights for
+// benchmarks. dtype: a storage type (f32, f16, bf16, q8_0, q4_0, q4_1) or a quantization
+// scheme of kernels/weight_scheme.h (fp8: e4m3 per channel; int8: symmetric; int4: symmetric,
+// zero point 8), group-wise with `group` values per group (default 128). With a scheme the
+// projections are quantized and the embedding, LM head and norms stay bf16 / f32, as in
+// FP8 / GPTQ / AWQ checkpoints. Every scale is the same value (4 sigma at full scale).
 //
 // Weights are N(0, 0.02) like Hugging Face's initializer; RMSNorm gammas are 1 + N(0, 0.02)
 // (HF initializes them to ones; the noise keeps a backend that ignores gamma detectable).
@@ -11,6 +16,7 @@
 // only on the seed (chunks are seeded by index), never on the thread count.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -19,6 +25,7 @@
 
 #include "common/error.h"
 #include "kernels/dequant.h"
+#include "kernels/fp8.h"
 #include "model/loader.h"
 
 namespace tessera {
@@ -33,6 +40,8 @@ constexpr float kStd = 0.02f;
 struct DummySpec {
   std::string config_path;
   DType dtype = DType::kF32;
+  QuantKind quant = QuantKind::kDense;  // a scheme: projections quantized, the rest bf16
+  int group_size = 128;
   uint64_t seed = kDefaultSeed;
 };
 
@@ -58,8 +67,19 @@ DummySpec parse_spec(const std::string& spec) {
     const size_t eq = item.find('=');
     const std::string key = item.substr(0, eq);
     const std::string value = eq == std::string::npos ? "" : item.substr(eq + 1);
-    if (key == "dtype") {
+    if (key == "dtype" && (value == "fp8" || value == "int8" || value == "int4")) {
+      out.quant = value == "fp8"    ? QuantKind::kFp8
+                  : value == "int8" ? QuantKind::kInt8
+                                    : QuantKind::kInt4;
+      out.dtype = DType::kBF16;
+    } else if (key == "dtype") {
       out.dtype = parse_dtype(value);
+    } else if (key == "group") {
+      out.group_size = std::atoi(value.c_str());
+      if (out.group_size <= 0 || out.group_size % 32 != 0) {
+        throw Error(ErrorKind::kInvalidArgument,
+                    "dummy model: group must be a positive multiple of 32, not '" + value + "'");
+      }
     } else if (key == "seed") {
       try {
         size_t used = 0;
@@ -70,7 +90,7 @@ DummySpec parse_spec(const std::string& spec) {
       }
     } else {
       throw Error(ErrorKind::kInvalidArgument,
-                  "dummy model: unknown option '" + key + "' (dtype, seed)");
+                  "dummy model: unknown option '" + key + "' (dtype, seed, group)");
     }
   }
   return out;
@@ -123,6 +143,47 @@ std::shared_ptr<uint8_t[]> make_pool(DType dtype, int64_t elems, uint64_t seed, 
   return pool;
 }
 
+// Scale of every quantized value: 4 sigma of N(0, kStd) at the type's largest code.
+float code_scale(QuantKind k) {
+  return 4.0f * kStd / (k == QuantKind::kFp8 ? kFp8E4m3Max : k == QuantKind::kInt8 ? 127.0f : 7.0f);
+}
+
+// `elems` random N(0, kStd) values as codes of scheme `k` with one scale (code_scale):
+// e4m3 or int8 bytes, or int4 nibbles (low first, zero point 8). Built on all cores.
+std::shared_ptr<uint8_t[]> make_code_pool(QuantKind k, int64_t elems, uint64_t seed) {
+  const size_t bytes = k == QuantKind::kInt4 ? size_t(elems) / 2 : size_t(elems);
+  std::shared_ptr<uint8_t[]> pool(new uint8_t[bytes]);
+  const int64_t num_chunks = elems / kChunk;
+  const int num_threads =
+      static_cast<int>(std::clamp<int64_t>(std::thread::hardware_concurrency(), 1, num_chunks));
+  const float inv = 1.0f / code_scale(k);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < num_threads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<float> values(kChunk);
+      for (int64_t c = t; c < num_chunks; c += num_threads) {
+        fill_normal(values.data(), kChunk, seed, static_cast<uint64_t>(c), 0.0f, kStd);
+        for (int64_t i = 0; i < kChunk; ++i) {
+          const float v = values[i] * inv;
+          const int64_t e = c * kChunk + i;
+          if (k == QuantKind::kFp8) {
+            pool[e] = f32_to_fp8_e4m3(v);
+          } else if (k == QuantKind::kInt8) {
+            pool[e] = static_cast<uint8_t>(
+                static_cast<int8_t>(std::clamp(std::nearbyint(v), -127.0f, 127.0f)));
+          } else {
+            const auto q = static_cast<uint8_t>(std::clamp(std::nearbyint(v), -8.0f, 7.0f) + 8);
+            uint8_t& b = pool[e / 2];
+            b = (e & 1) ? static_cast<uint8_t>((b & 0x0f) | (q << 4)) : q;
+          }
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  return pool;
+}
+
 uint64_t name_hash(const std::string& name, uint64_t seed) {
   uint64_t h = 0xcbf29ce484222325ull ^ seed;  // FNV-1a
   for (unsigned char ch : name) h = (h ^ ch) * 0x100000001b3ull;
@@ -160,13 +221,27 @@ LoadedModel load_dummy_model(const std::string& spec_str) {
   model.config = read_config(spec.config_path);
   const std::vector<WeightSpec> specs = expected_weights(model.config);
 
-  int64_t max_elems = 0;
+  const bool quantized = spec.quant != QuantKind::kDense;
+  // With a scheme, only the embedding and the LM head stay dense (bf16).
+  auto dense = [&](const WeightSpec& w) {
+    return !quantized || w.name == "token_embd.weight" || w.name == "output.weight";
+  };
+  int64_t max_elems = 0, max_quant_elems = 0, max_scales = 0;
   int64_t norm_elems = 0;
   for (const WeightSpec& w : specs) {
     if (w.is_norm) {
       norm_elems += w.cols;
-    } else {
+    } else if (dense(w)) {
       max_elems = std::max(max_elems, w.rows * w.cols);
+    } else {
+      max_quant_elems = std::max(max_quant_elems, w.rows * w.cols);
+      max_scales =
+          std::max(max_scales, w.rows * ((w.cols + spec.group_size - 1) / spec.group_size));
+      if (w.cols % 32 != 0) {
+        throw Error(ErrorKind::kInvalidArgument, "dummy model: tensor '" + w.name + "' has " +
+                                                     std::to_string(w.cols) +
+                                                     " columns, not a multiple of 32");
+      }
     }
     if (!w.is_norm && w.cols % dtype_block_elems(spec.dtype) != 0) {
       throw Error(ErrorKind::kInvalidArgument,
@@ -176,6 +251,16 @@ LoadedModel load_dummy_model(const std::string& spec_str) {
   }
   const int64_t pool_elems = (max_elems + kWindow + kChunk - 1) / kChunk * kChunk;
   auto pool = make_pool(spec.dtype, pool_elems, spec.seed, 0.0f);
+  std::shared_ptr<uint8_t[]> codes;
+  std::shared_ptr<float[]> scales;
+  if (quantized) {
+    const int64_t code_elems = (max_quant_elems + kWindow + kChunk - 1) / kChunk * kChunk;
+    codes = make_code_pool(spec.quant, code_elems, spec.seed + 2);
+    scales = std::shared_ptr<float[]>(new float[std::max<int64_t>(max_scales, 1)]);
+    std::fill_n(scales.get(), std::max<int64_t>(max_scales, 1), code_scale(spec.quant));
+    model.weights.storage.push_back(std::shared_ptr<void>(codes, codes.get()));
+    model.weights.storage.push_back(std::shared_ptr<void>(scales, scales.get()));
+  }
   // Norm gammas stay in a float type (GGUF keeps them f32 even in quantized files).
   const DType norm_dtype = dtype_is_quantized(spec.dtype) ? DType::kF32 : spec.dtype;
   const int64_t norm_pool_elems = (norm_elems + kChunk - 1) / kChunk * kChunk;
@@ -186,15 +271,22 @@ LoadedModel load_dummy_model(const std::string& spec_str) {
     HostTensor t;
     t.rows = w.rows;
     t.cols = w.cols;
+    const int64_t offset =
+        static_cast<int64_t>(name_hash(w.name, spec.seed) % (kWindow / kViewAlign)) * kViewAlign;
     if (w.is_norm) {
       t.dtype = norm_dtype;
       t.data = norms.get() + dtype_row_bytes(norm_dtype, norm_offset);
       norm_offset += w.cols;
-    } else {
+    } else if (dense(w)) {
       t.dtype = spec.dtype;
-      const int64_t offset =
-          static_cast<int64_t>(name_hash(w.name, spec.seed) % (kWindow / kViewAlign)) * kViewAlign;
       t.data = pool.get() + dtype_row_bytes(spec.dtype, offset);
+    } else {
+      t.dtype = DType::kBF16;  // unused by the scheme
+      t.scheme.kind = spec.quant;
+      t.scheme.per_channel = spec.quant == QuantKind::kFp8;
+      t.scheme.group_size = spec.quant == QuantKind::kFp8 ? 0 : spec.group_size;
+      t.data = codes.get() + (spec.quant == QuantKind::kInt4 ? offset / 2 : offset);
+      t.scales = scales.get();
     }
     model.weights.tensors.emplace(w.name, t);
   }

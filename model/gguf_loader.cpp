@@ -20,7 +20,7 @@ LoadedModel load_gguf_model(const std::string& path) {
     if (!t->supported) {
       throw Error(ErrorKind::kUnsupported,
                   path + ": tensor '" + spec.name + "' has type " + t->type_name +
-                      ", which Tessera does not support (f32, f16, bf16, q8_0, q4_0, q4_1)");
+                      ", which Tessera does not support (f32, f16, bf16, q8_0, q4_0, q4_1, q4_K, q5_K, q6_K)");
     }
     if (t->dims.size() > 2) {
       throw Error(ErrorKind::kCorruptFile, path + ": tensor '" + spec.name + "' is not 2-D");

@@ -1,5 +1,8 @@
 #pragma once
+#include <functional>
 #include <memory>
+#include <span>
+#include <utility>
 #include <vector>
 
 #include "kernels/ops.h"
@@ -8,15 +11,25 @@
 
 namespace tessera {
 
-// Llama-family forward pass (RMSNorm, RoPE, GQA attention over the paged KV cache, SwiGLU,
-// tied or untied LM head) written against Ops. Not thread-safe: one engine thread calls it.
+// Llama-family model written against Ops as a short list of layers (model/llama_layers.h):
+// embedding, per block RMSNorm + GQA attention over the paged KV cache + RMSNorm + SwiGLU
+// MLP, final norm, tied or untied LM head. Every projection is a Linear whose weight carries
+// its quantization scheme. The model owns its KV cache (kernels/kv_cache.h), so a second
+// model on the same Ops (a draft) keeps its own. Not thread-safe: one engine thread calls it.
 class LlamaModel {
  public:
-  LlamaModel(const ModelConfig& config, const WeightSet& weights, Ops& ops);
+  // on_layer(done, total) after each layer's weights reach the backend (load progress).
+  using LayerProgress = std::function<void(int done, int total)>;
+  LlamaModel(const ModelConfig& config, const WeightSet& weights, Ops& ops,
+             const LayerProgress& on_layer = {});
   ~LlamaModel();
 
-  // Allocates the paged KV cache in the backend. Must be called before forward.
-  void init_kv_cache(int num_blocks, int block_size);
+  // Creates this model's paged KV cache through the backend (replacing any earlier one).
+  // Must be called before forward. dtype kAuto: the backend's default.
+  void init_kv_cache(int num_blocks, int block_size, KvDtype dtype = KvDtype::kAuto);
+  KvCache& kv_cache();
+  // Copy-on-write block copies in this model's cache.
+  void copy_kv_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst);
   // Runs one step; logits: [layout.logit_rows.size(), vocab] on the host.
   void forward(const StepLayout& layout, std::vector<float>& logits);
   // Runs one step and leaves the logits in backend memory: [layout.logit_rows.size(), vocab]
@@ -26,7 +39,8 @@ class LlamaModel {
 
   const ModelConfig& config() const { return config_; }
   Ops& ops() { return ops_; }
-  size_t kv_bytes_per_token() const;
+  // KV bytes per token (all layers, K and V, scales) for a cache of this dtype on this backend.
+  size_t kv_bytes_per_token(KvDtype dtype = KvDtype::kAuto) const;
 
  private:
   struct Impl;

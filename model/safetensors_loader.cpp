@@ -1,6 +1,8 @@
 // load_model for Hugging Face folders: config.json + model.safetensors, or shards listed in
 // model.safetensors.index.json. Weights are views into the mmap'd shards, renamed to the
 // canonical GGUF names. HF Llama keeps Q/K in rotate-halves order, so rope.neox = true.
+// Quantized checkpoints (quantization_config) have their Linears converted first
+// (model/quant_hf.h); everything else must be a dense Llama weight.
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -8,6 +10,7 @@
 
 #include "common/error.h"
 #include "model/loader.h"
+#include "model/quant_hf.h"
 #include "model/safetensors_file.h"
 #include "model/tokenizer.h"
 
@@ -87,18 +90,29 @@ LoadedModel load_hf_model(const std::string& dir_str) {
   const fs::path dir(dir_str);
   LoadedModel model;
   model.source = dir_str;
+  HfQuantConfig quant;
   try {
-    model.config = ModelConfig::from_hf_json(read_json(dir / "config.json"));
+    const nlohmann::json config = read_json(dir / "config.json");
+    model.config = ModelConfig::from_hf_json(config);
     model.config.validate();
+    quant = parse_hf_quant_config(config);
   } catch (const Error& e) {
     throw Error(e.kind(), (dir / "config.json").string() + ": " + e.what());
   }
   if (model.config.name == "llama") model.config.name = dir.filename().string();
+  HfTensorMap tensors;
   for (const std::string& shard : shard_files(dir)) {
     std::shared_ptr<SafetensorsFile> file = SafetensorsFile::open((dir / shard).string());
-    for (const auto& [name, t] : file->tensors()) add_tensor(*file, t, model.weights);
+    for (const auto& [name, t] : file->tensors()) {
+      if (!tensors.emplace(name, HfTensorRef{file.get(), &t}).second) {
+        throw Error(ErrorKind::kCorruptFile,
+                    file->path() + ": tensor '" + name + "' appears twice");
+      }
+    }
     model.weights.storage.push_back(file);
   }
+  load_hf_quantized(quant, tensors, model.weights);
+  for (const auto& [name, ref] : tensors) add_tensor(*ref.file, *ref.tensor, model.weights);
   // A tied model may still store lm_head (a copy of the embedding); the config decides.
   if (model.config.tied_embeddings) model.weights.tensors.erase("output.weight");
   check_weights(model.config, model.weights, dir_str);

@@ -9,6 +9,8 @@
 
 namespace tessera {
 
+// Counts are slots, not sequences: a sequence that will fork (n > 1) counts n, so every
+// limit on them also bounds the forks.
 struct QueueView {
   int num_running = 0;
   int num_waiting = 0;
@@ -23,7 +25,7 @@ class BatchPolicy {
   // true: sequences join and leave at every step (continuous batching);
   // false: a launched batch runs to completion before the next one starts.
   virtual bool joins_every_step() const = 0;
-  // How many waiting sequences may start now, 0 for none.
+  // How many slots of waiting sequences may start now, 0 for none.
   virtual int admit_limit(const QueueView& view,
                           std::chrono::steady_clock::time_point now) const = 0;
   // With sequences waiting and admit_limit() == 0: when a timer would let them start;

@@ -48,7 +48,8 @@ struct Scheduler::Sequence {
   bool ever_started = false;
   int num_cached_prompt = 0;
   int num_preemptions = 0;
-  SequenceKv kv;  // detached while waiting
+  int reserved = 1;  // slots against max_num_seqs: itself plus forks still to come
+  SequenceKv kv;     // detached while waiting
 
   int num_tokens() const { return static_cast<int>(tokens.size()); }
   bool started() const { return kv.attached(); }
@@ -91,6 +92,7 @@ std::optional<SequenceInfo> Scheduler::info(SeqId id) const {
   i.num_cached_prompt_tokens = s.num_cached_prompt;
   i.num_preemptions = s.num_preemptions;
   i.num_blocks = s.kv.num_blocks();
+  i.reserved_seqs = s.reserved;
   return i;
 }
 
@@ -106,10 +108,17 @@ std::vector<SeqId> Scheduler::running_ids() const {
   return running_;
 }
 
+int Scheduler::num_running_slots() const {
+  int n = 0;
+  for (SeqId id : running_) n += sequences_.at(id)->reserved;
+  return n;
+}
+
 SchedulerStats Scheduler::stats() const {
   SchedulerStats s;
   s.num_waiting = num_waiting();
   s.num_running = num_running();
+  s.num_running_slots = num_running_slots();
   s.num_preemptions = num_preemptions_;
   s.num_steps = static_cast<int64_t>(next_step_ - 1);
   s.num_rejected = num_rejected_;
@@ -132,6 +141,10 @@ SubmitResult Scheduler::submit(SequenceSpec spec) {
   }
   if (sequences_.count(spec.id)) {
     return reject(SubmitStatus::kInvalid, "sequence id " + std::to_string(spec.id) + " is in use");
+  }
+  if (spec.num_seqs < 1) {
+    return reject(SubmitStatus::kInvalid,
+                  "num_seqs must be >= 1, got " + std::to_string(spec.num_seqs));
   }
   if (config_.max_model_len > 0 && prompt_len + 1 > config_.max_model_len) {
     return reject(SubmitStatus::kTooLong,
@@ -162,6 +175,7 @@ SubmitResult Scheduler::submit(SequenceSpec spec) {
   seq->priority = spec.priority;
   seq->deadline = spec.deadline;
   seq->arrival = spec.arrival;
+  seq->reserved = std::min(spec.num_seqs, config_.max_num_seqs);
   waiting_.push_back(spec.id);
   sequences_.emplace(spec.id, std::move(seq));
   return {};
@@ -186,7 +200,7 @@ bool Scheduler::finish(SeqId id) {
   return abort(id);
 }
 
-void Scheduler::fork(SeqId parent_id, SeqId child_id, int32_t first_token) {
+bool Scheduler::fork(SeqId parent_id, SeqId child_id, int32_t first_token) {
   auto it = sequences_.find(parent_id);
   if (it == sequences_.end() || it->second->state != SeqState::kRunning || !it->second->started() ||
       it->second->num_computed != it->second->num_tokens() - 1) {
@@ -197,7 +211,9 @@ void Scheduler::fork(SeqId parent_id, SeqId child_id, int32_t first_token) {
     throw Error(ErrorKind::kInvalidArgument,
                 "fork: sequence id " + std::to_string(child_id) + " is in use");
   }
-  const Sequence& parent = *it->second;
+  Sequence& parent = *it->second;
+  const bool runs = parent.reserved > 1 || num_running_slots() < config_.max_num_seqs;
+  if (parent.reserved > 1) --parent.reserved;
   auto child = std::make_unique<Sequence>();
   child->id = child_id;
   child->tokens.assign(parent.tokens.begin(), parent.tokens.begin() + parent.num_computed);
@@ -207,13 +223,20 @@ void Scheduler::fork(SeqId parent_id, SeqId child_id, int32_t first_token) {
   child->priority = parent.priority;
   child->deadline = parent.deadline;
   child->arrival = parent.arrival;
-  child->state = SeqState::kRunning;
-  child->num_computed = parent.num_computed;
   child->ever_started = true;
   child->num_cached_prompt = parent.num_cached_prompt;
+  if (!runs) {
+    // Like a preempted sequence: no blocks, recomputes its known tokens when admitted.
+    waiting_.push_back(child_id);
+    sequences_.emplace(child_id, std::move(child));
+    return false;
+  }
+  child->state = SeqState::kRunning;
+  child->num_computed = parent.num_computed;
   child->kv = kv_.fork(parent.kv, parent.num_computed);
   running_.push_back(child_id);
   sequences_.emplace(child_id, std::move(child));
+  return true;
 }
 
 // ---- one scheduling pass ----
@@ -284,11 +307,11 @@ bool Scheduler::Pass::waits_before(const Sequence& a, const Sequence& b) const {
 
 QueueView Scheduler::Pass::view() const {
   QueueView v;
-  v.num_running = s_.num_running();
-  v.num_waiting = s_.num_waiting();
+  v.num_running = s_.num_running_slots();
   v.flush_requested = s_.flush_requested_;
   bool first = true;
   for (SeqId id : s_.waiting_) {
+    v.num_waiting += s_.sequences_.at(id)->reserved;
     TimePoint a = s_.sequences_.at(id)->arrival;
     if (first || a < v.oldest_arrival) v.oldest_arrival = a;
     first = false;
@@ -332,14 +355,21 @@ void Scheduler::Pass::sort_waiting() {
 void Scheduler::Pass::launch_batch() {
   if (s_.waiting_.empty()) s_.flush_requested_ = false;  // flush() applies to what waits now
   if (s_.policy_->joins_every_step()) return;
-  const int n = s_.policy_->admit_limit(view(), now_);
-  if (n <= 0) return;
-  for (int i = 0; i < n; ++i) {
-    Sequence& seq = get(s_.waiting_[i]);
+  // The limit is in slots (a sequence with n > 1 reserves its forks); the head of the queue
+  // always launches so a request wider than a static batch cannot wait forever.
+  int slots = s_.policy_->admit_limit(view(), now_);
+  if (slots <= 0) return;
+  size_t n = 0;
+  while (n < s_.waiting_.size()) {
+    Sequence& seq = get(s_.waiting_[n]);
+    if (n > 0 && seq.reserved > slots) break;
+    slots -= seq.reserved;
     seq.state = SeqState::kRunning;
     s_.running_.push_back(seq.id);
+    ++n;
+    if (slots <= 0) break;
   }
-  s_.waiting_.erase(s_.waiting_.begin(), s_.waiting_.begin() + n);
+  s_.waiting_.erase(s_.waiting_.begin(), s_.waiting_.begin() + static_cast<std::ptrdiff_t>(n));
   s_.flush_requested_ = false;
 }
 
@@ -479,6 +509,7 @@ void Scheduler::Pass::admit_waiting() {
   size_t i = 0;
   while (limit > 0 && budget_ > 0 && i < s_.waiting_.size()) {
     Sequence& seq = get(s_.waiting_[i]);
+    if (seq.reserved > limit) break;  // its forks would not fit; keep the queue order
     const Outcome outcome = try_schedule(seq, true);
     if (outcome == Outcome::kSkipped) break;  // budget: keep the queue order
     if (outcome == Outcome::kNoBlocks) {
@@ -494,7 +525,7 @@ void Scheduler::Pass::admit_waiting() {
     seq.state = SeqState::kRunning;
     s_.running_.push_back(seq.id);
     s_.waiting_.erase(s_.waiting_.begin() + static_cast<std::ptrdiff_t>(i));
-    --limit;
+    limit -= seq.reserved;
   }
 }
 
@@ -582,6 +613,10 @@ void Scheduler::check_invariants() const {
   };
   check_queue(waiting_, SeqState::kWaiting, "waiting");
   check_queue(running_, SeqState::kRunning, "running");
+  if (num_running_slots() > config_.max_num_seqs) {
+    fail(std::to_string(num_running_slots()) + " running slots exceed max_num_seqs " +
+         std::to_string(config_.max_num_seqs));
+  }
   if (seen.size() != sequences_.size()) fail("a sequence is in no queue");
 }
 

@@ -54,6 +54,10 @@ struct SequenceSpec {
   int priority = 0;             // higher runs first
   std::optional<std::chrono::steady_clock::time_point> deadline;
   std::chrono::steady_clock::time_point arrival{};
+  // Sequences this one becomes (n > 1: it forks num_seqs - 1 siblings after its first
+  // token). Admission reserves min(num_seqs, max_num_seqs) slots against max_num_seqs, so
+  // forks never push the running count past it; siblings beyond that wait (see fork()).
+  int num_seqs = 1;
 };
 
 enum class SubmitStatus {
@@ -88,11 +92,13 @@ struct SequenceInfo {
   int num_cached_prompt_tokens = 0;  // prompt tokens served by the prefix cache at first start
   int num_preemptions = 0;
   int num_blocks = 0;
+  int reserved_seqs = 1;  // itself plus forks still to come
 };
 
 struct SchedulerStats {
   int num_waiting = 0;
   int num_running = 0;
+  int num_running_slots = 0;    // running sequences plus the forks they have reserved
   int64_t num_preemptions = 0;  // total
   int64_t num_steps = 0;
   int64_t num_rejected = 0;  // submit() refusals of any kind
@@ -117,9 +123,12 @@ class Scheduler {
   bool finish(SeqId id);
   // n > 1: a running `parent` that just sampled (its last known token not yet computed)
   // gets a sibling: same computed tokens and blocks (shared, copy-on-write), its own last
-  // token `first_token`. Throws Error(kInvalidArgument) if parent is not in that state or
-  // child is taken.
-  void fork(SeqId parent, SeqId child, int32_t first_token);
+  // token `first_token`. The child takes one of the parent's reserved slots
+  // (SequenceSpec::num_seqs), else a free one; with none left it joins the waiting queue
+  // instead (no KV: on admission it recomputes, mostly from the prefix cache). Returns true
+  // when the child runs now. Throws Error(kInvalidArgument) if parent is not in that state
+  // or child is taken.
+  bool fork(SeqId parent, SeqId child, int32_t first_token);
   // Static policy: launch a partial batch at the next schedule() (no effect on an empty
   // queue; a batch still running finishes first).
   void flush() { flush_requested_ = true; }
@@ -136,6 +145,8 @@ class Scheduler {
   std::vector<SeqId> running_ids() const;              // in admission order
   int num_waiting() const { return static_cast<int>(waiting_.size()); }
   int num_running() const { return static_cast<int>(running_.size()); }
+  // What max_num_seqs bounds: running sequences plus the forks they have reserved.
+  int num_running_slots() const;
   bool has_work() const { return !waiting_.empty() || !running_.empty(); }
   SchedulerStats stats() const;
   const KvCacheManager& kv() const { return kv_; }

@@ -1,5 +1,6 @@
 #include "scheduler/scheduler_config.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -45,7 +46,9 @@ void SchedulerConfig::validate() const {
 std::unique_ptr<BatchPolicy> make_policy(const SchedulerConfig& config) {
   switch (config.policy) {
     case PolicyKind::kStatic:
-      return std::make_unique<StaticPolicy>(config.static_batch_size, config.static_flush_timeout);
+      // max_num_seqs bounds every policy, a static batch included.
+      return std::make_unique<StaticPolicy>(std::min(config.static_batch_size, config.max_num_seqs),
+                                            config.static_flush_timeout);
     case PolicyKind::kDynamic:
       return std::make_unique<DynamicPolicy>(config.max_num_seqs, config.dynamic_max_queue_delay);
     case PolicyKind::kContinuous:

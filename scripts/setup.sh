@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 readonly deb_packages=(
   build-essential cmake ninja-build pkg-config ccache unzip git
-  nlohmann-json3-dev libspdlog-dev libfmt-dev catch2 libcli11-dev libcpp-httplib-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev catch2 libcli11-dev libboost-dev
   libpcre2-dev libssl-dev zlib1g-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   prometheus

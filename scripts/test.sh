@@ -17,5 +17,7 @@ if [ -f tests/fuzz/gguf_fuzz.cpp ]; then
   build-asan/tests/gguf_fuzz --iterations 100000 models/SmolLM2-135M-Instruct.Q4_1.gguf
 fi
 
+echo "== deployment files (Kubernetes schemas, compose)"; TESSERA_BIN="$PWD/$build_dir/server/tessera" python3 -m pytest -q tests/deploy
+
 echo "== end-to-end tests"
 TESSERA_BIN="$PWD/$build_dir/server/tessera" python3 -m pytest -q tests/e2e

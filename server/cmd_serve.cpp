@@ -1,8 +1,10 @@
-// `tessera serve`: JSON config + CLI overrides -> engine, HTTP and gRPC frontends; runs until
-// SIGINT/SIGTERM, then stops accepting, cancels what is in flight and stops the engine.
+// `tessera serve`: JSON config + environment + CLI overrides -> engine, HTTP and gRPC
+// frontends; runs until SIGINT/SIGTERM, then drains (see drain_and_stop) and exits.
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <memory>
 #include <thread>
@@ -11,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/error.h"
+#include "server/log_format.h"
 #include "common/metrics.h"
 #include "engine/engine.h"
 #include "engine/engine_factory.h"
@@ -29,25 +32,39 @@ namespace {
 // file's value is overridden only by flags the user actually typed.
 struct ServeCli {
   std::string config;
-  std::string model, served_model_name, host, device, policy, api_key, log_level;
+  std::string model, served_model_name, host, device, policy, api_key, log_level, log_format;
+  std::string grpc_host, kv_cache_dtype;
   int port = 0, grpc_port = 0, max_num_seqs = 0, max_num_batched_tokens = 0, num_threads = 0;
   int max_model_len = 0, static_batch_size = 0, max_waiting = 0, health_stall_timeout_ms = 0;
+  int drain_timeout_s = 0;
   int64_t kv_cache_mb = 0;
   bool no_chunked_prefill = false, no_prefix_caching = false;
   std::vector<std::pair<CLI::Option*, std::function<void(ServeConfig&)>>> overrides;
 };
 
+// --max-num-seqs -> TESSERA_MAX_NUM_SEQS: every option can be set from the environment
+// (containers); a flag on the command line wins over the variable.
+std::string env_name(const std::string& flag_name) {
+  std::string env = "TESSERA_";
+  for (char ch : flag_name.substr(2)) {
+    env += ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  }
+  return env;
+}
+
 template <class T, class F>
 void flag(CLI::App* cmd, ServeCli& cli, const std::string& name, T& target, const std::string& help,
           F apply) {
   // The last occurrence wins, so wrappers can append overrides to a fixed command line.
-  CLI::Option* o =
-      cmd->add_option(name, target, help)->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  CLI::Option* o = cmd->add_option(name, target, help)
+                       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
+                       ->envname(env_name(name));
   cli.overrides.emplace_back(o, [&target, apply](ServeConfig& c) { apply(c, target); });
 }
 
 void define_options(CLI::App* cmd, ServeCli& cli) {
-  cmd->add_option("--config", cli.config, "JSON config file (e.g. configs/serve-default.json)");
+  cmd->add_option("--config", cli.config, "JSON config file (e.g. configs/serve-default.json)")
+      ->envname("TESSERA_CONFIG");
   flag(cmd, cli, "--model", cli.model, "Model: .gguf file, HF folder or dummy:<config.json>",
        [](ServeConfig& c, const std::string& v) { c.engine.model = v; });
   flag(cmd, cli, "--served-model-name", cli.served_model_name, "Name clients use for the model",
@@ -58,6 +75,8 @@ void define_options(CLI::App* cmd, ServeCli& cli) {
        [](ServeConfig& c, int v) { c.http.port = v; });
   flag(cmd, cli, "--grpc-port", cli.grpc_port, "gRPC port (default 50051; 0 disables)",
        [](ServeConfig& c, int v) { c.grpc_port = v; });
+  flag(cmd, cli, "--grpc-host", cli.grpc_host, "gRPC bind address (default: --host)",
+       [](ServeConfig& c, const std::string& v) { c.grpc_host = v; });
   flag(cmd, cli, "--device", cli.device, "auto | cpu | cuda",
        [](ServeConfig& c, const std::string& v) { c.engine.device = v; });
   flag(cmd, cli, "--policy", cli.policy, "Batching: static | dynamic | continuous",
@@ -69,6 +88,9 @@ void define_options(CLI::App* cmd, ServeCli& cli) {
        [](ServeConfig& c, int v) { c.engine.max_num_batched_tokens = v; });
   flag(cmd, cli, "--kv-cache-mb", cli.kv_cache_mb, "KV cache budget in MiB (CPU)",
        [](ServeConfig& c, int64_t v) { c.engine.kv_cache_bytes = v << 20; });
+  flag(cmd, cli, "--kv-cache-dtype", cli.kv_cache_dtype,
+       "KV cache element type: auto | bf16 | fp16 | f32 | fp8 | int8",
+       [](ServeConfig& c, const std::string& v) { c.engine.kv_cache_dtype = v; });
   flag(cmd, cli, "--max-model-len", cli.max_model_len, "Context length (0: the model's)",
        [](ServeConfig& c, int v) { c.engine.max_model_len = v; });
   flag(cmd, cli, "--num-threads", cli.num_threads, "CPU threads (0: all cores)",
@@ -84,16 +106,25 @@ void define_options(CLI::App* cmd, ServeCli& cli) {
        });
   flag(cmd, cli, "--log-level", cli.log_level, "trace | debug | info | warn | error",
        [](ServeConfig& c, const std::string& v) { c.log_level = v; });
+  flag(cmd, cli, "--log-format", cli.log_format, "text | json (one JSON object per line)",
+       [](ServeConfig& c, const std::string& v) { c.log_format = v; });
+  flag(cmd, cli, "--drain-timeout", cli.drain_timeout_s,
+       "Seconds in-flight requests may finish after SIGTERM (default 30)",
+       [](ServeConfig& c, int v) { c.drain_timeout_s = v; });
   CLI::Option* key = cmd->add_option("--api-key", cli.api_key,
                                      "Require 'Authorization: Bearer KEY' (or TESSERA_API_KEY)");
   key->envname("TESSERA_API_KEY");
   cli.overrides.emplace_back(key, [&cli](ServeConfig& c) { c.http.api_key = cli.api_key; });
   CLI::Option* nc = cmd->add_flag("--no-chunked-prefill", cli.no_chunked_prefill,
-                                  "Prefill whole prompts in one step");
-  cli.overrides.emplace_back(nc, [](ServeConfig& c) { c.engine.enable_chunked_prefill = false; });
+                                  "Prefill whole prompts in one step")
+                        ->envname("TESSERA_NO_CHUNKED_PREFILL");
+  cli.overrides.emplace_back(
+      nc, [&cli](ServeConfig& c) { c.engine.enable_chunked_prefill = !cli.no_chunked_prefill; });
   CLI::Option* np = cmd->add_flag("--no-prefix-caching", cli.no_prefix_caching,
-                                  "Disable sharing of identical prompt prefixes");
-  cli.overrides.emplace_back(np, [](ServeConfig& c) { c.engine.enable_prefix_caching = false; });
+                                  "Disable sharing of identical prompt prefixes")
+                        ->envname("TESSERA_NO_PREFIX_CACHING");
+  cli.overrides.emplace_back(
+      np, [&cli](ServeConfig& c) { c.engine.enable_prefix_caching = !cli.no_prefix_caching; });
 }
 
 // Blocks SIGINT/SIGTERM (and SIGUSR1, our own wake-up at exit) in every thread started after
@@ -106,6 +137,53 @@ sigset_t block_stop_signals() {
   sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
+}
+
+const char* signal_name(int sig) {
+  return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal";
+}
+
+// Past the drain, stopping the frontends and the engine takes a few seconds at most (HTTP
+// streams get 5 s to end, gRPC 2 s). Longer means an engine step that never returns (a hung
+// device): nothing can cancel it, so the process exits without a clean stop.
+constexpr auto kStopGrace = std::chrono::seconds(10);
+constexpr int kStuckExitCode = 3;
+
+void arm_exit_watchdog() {
+  std::thread([] {
+    std::this_thread::sleep_for(kStopGrace);
+    spdlog::error("shutdown did not finish {} s after the drain (engine step stuck?); exiting",
+                  std::chrono::duration_cast<std::chrono::seconds>(kStopGrace).count());
+    spdlog::default_logger()->flush();
+    std::_Exit(kStuckExitCode);
+  }).detach();
+}
+
+// Graceful shutdown: not ready and no new work at once, in-flight requests run until they
+// finish or `drain` passes (a second signal cuts it short), then what is left is cancelled.
+// Returns when HTTP has stopped; the caller stops gRPC and the engine under the watchdog.
+template <class BeginDrainGrpc>
+void drain_and_stop(int sig, const sigset_t& signals, std::chrono::seconds drain, HttpServer& http,
+                    BeginDrainGrpc begin_drain_grpc, const Engine& engine) {
+  spdlog::info("received {}: draining {} in-flight requests (up to {} s); /ready is 503",
+               signal_name(sig), engine.stats().live_requests, drain.count());
+  http.begin_drain();
+  begin_drain_grpc();
+  const auto deadline = Clock::now() + drain;
+  bool cut_short = false;
+  while (engine.stats().live_requests > 0 && Clock::now() < deadline) {
+    timespec slice{0, 50'000'000};
+    const int again = sigtimedwait(&signals, nullptr, &slice);
+    if (again == SIGINT || again == SIGTERM) {
+      spdlog::warn("received {} again: cancelling in-flight requests now", signal_name(again));
+      cut_short = true;
+      break;
+    }
+  }
+  const int left = engine.stats().live_requests;
+  if (left > 0 && !cut_short) spdlog::warn("drain timeout: cancelling {} requests", left);
+  arm_exit_watchdog();
+  http.stop();
 }
 
 int run_serve(ServeCli& cli) {
@@ -122,6 +200,7 @@ int run_serve(ServeCli& cli) {
     return 2;
   }
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  set_log_format(cfg.log_format);
   sigset_t stop_signals = block_stop_signals();
 
   std::unique_ptr<Engine> engine;
@@ -175,8 +254,13 @@ int run_serve(ServeCli& cli) {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     if (sig == SIGUSR1) return;  // our own wake-up at normal exit
-    spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    http.stop();
+    auto begin_drain_grpc = [&] {
+#ifdef TESSERA_HAVE_GRPC
+      if (grpc) grpc->begin_drain();
+#endif
+    };
+    drain_and_stop(sig, stop_signals, std::chrono::seconds(cfg.drain_timeout_s), http,
+                   begin_drain_grpc, *engine);
   });
 
   http.run();  // returns after stop(): in-flight handlers have finished

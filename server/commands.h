@@ -9,5 +9,6 @@ namespace tessera {
 void register_generate_command(CLI::App& app);
 void register_tokenize_command(CLI::App& app);
 void register_serve_command(CLI::App& app);
+void register_perplexity_command(CLI::App& app);
 
 }  // namespace tessera

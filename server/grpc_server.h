@@ -30,6 +30,8 @@ class GrpcServer {
   // Binds and starts serving on gRPC's own threads; throws Error when it cannot bind.
   void start();
   int port() const;
+  // New Generate calls answer UNAVAILABLE; calls in flight continue.
+  void begin_drain();
   // Cancels in-flight calls and waits for them to end.
   void stop();
 

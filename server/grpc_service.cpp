@@ -11,6 +11,7 @@
 #include "inference.grpc.pb.h"
 #include "model/tokenizer.h"
 #include "server/api_error.h"
+#include "server/grpc_errors.h"
 #include "server/grpc_server.h"
 #include "server/request_validation.h"
 
@@ -23,28 +24,26 @@ namespace {
 constexpr auto kPollSlice = std::chrono::milliseconds(100);
 constexpr int kDefaultMaxTokens = 16;
 
-grpc::StatusCode status_code_for(int http_status) {
-  switch (http_status) {
-    case 400:
-    case 413:
-      return grpc::StatusCode::INVALID_ARGUMENT;
-    case 401:
-      return grpc::StatusCode::UNAUTHENTICATED;
-    case 404:
-      return grpc::StatusCode::NOT_FOUND;
-    case 429:
-      return grpc::StatusCode::RESOURCE_EXHAUSTED;
-    case 503:
-      return grpc::StatusCode::UNAVAILABLE;
-    default:
-      return grpc::StatusCode::INTERNAL;
+// The proto path of a field the shared validators name by its HTTP (flat) name.
+std::string proto_field(const std::optional<std::string>& param) {
+  static const char* kSampling[] = {"temperature",
+                                    "top_p",
+                                    "top_k",
+                                    "min_p",
+                                    "repetition_penalty",
+                                    "presence_penalty",
+                                    "frequency_penalty",
+                                    "seed",
+                                    "max_tokens",
+                                    "stop",
+                                    "stop_token_ids",
+                                    "logprobs",
+                                    "n"};
+  if (!param) return "";
+  for (const char* f : kSampling) {
+    if (*param == f) return "sampling." + *param;
   }
-}
-
-grpc::Status to_status(const ApiError& e) {
-  std::string msg = e.what();
-  if (e.param() && msg.find(*e.param()) == std::string::npos) msg = *e.param() + ": " + msg;
-  return grpc::Status(status_code_for(e.status()), msg);
+  return *param;
 }
 
 pb::FinishReason to_proto(FinishReason r) {
@@ -93,16 +92,19 @@ class InferenceService final : public pb::Inference::Service {
       : engine_(engine), options_(options), registry_(registry) {}
 
   void begin_shutdown() { stopping_.store(true); }
+  void begin_drain() { draining_.store(true); }
 
   grpc::Status Generate(grpc::ServerContext* ctx, const pb::GenerateRequest* req,
                         grpc::ServerWriter<pb::GenerateResponse>* writer) override {
-    return count("Generate", guarded([&] { return generate(ctx, *req, *writer); }, ctx));
+    return count("Generate", guarded(
+                                 "Generate", [&] { return generate(ctx, *req, *writer); }, ctx));
   }
 
   grpc::Status Tokenize(grpc::ServerContext* ctx, const pb::TokenizeRequest* req,
                         pb::TokenizeResponse* resp) override {
     return count("Tokenize",
                  guarded(
+                     "Tokenize",
                      [&] {
                        check_model(req->model());
                        bool add = req->has_add_special_tokens() ? req->add_special_tokens() : true;
@@ -117,19 +119,18 @@ class InferenceService final : public pb::Inference::Service {
   grpc::Status Health(grpc::ServerContext*, const pb::HealthRequest*,
                       pb::HealthResponse* resp) override {
     // Health stays open without a key, like HTTP /health (probes carry no credentials).
-    EngineStats s = engine_.stats();
-    auto last = s.last_step_end.time_since_epoch().count() != 0 ? s.last_step_end : started_;
-    auto age = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last).count();
-    resp->set_status(age > options_.health_stall_timeout_ms ? pb::HealthResponse::NOT_SERVING
-                                                            : pb::HealthResponse::SERVING);
-    resp->set_ready(engine_.ready());
-    resp->set_last_step_age_ms(age);
+    const EngineHealth h =
+        engine_health(engine_.stats(), started_, options_.health_stall_timeout_ms);
+    resp->set_status(h.ok ? pb::HealthResponse::SERVING : pb::HealthResponse::NOT_SERVING);
+    resp->set_ready(engine_.ready() && !draining_.load());
+    resp->set_last_step_age_ms(h.last_step_age_ms);
     return count("Health", grpc::Status::OK);
   }
 
   grpc::Status ModelInfo(grpc::ServerContext* ctx, const pb::ModelInfoRequest*,
                          pb::ModelInfoResponse* resp) override {
     return count("ModelInfo", guarded(
+                                  "ModelInfo",
                                   [&] {
                                     const Tokenizer& tok = engine_.tokenizer();
                                     resp->set_model(engine_.model_name());
@@ -147,17 +148,19 @@ class InferenceService final : public pb::Inference::Service {
 
  private:
   template <class F>
-  grpc::Status guarded(F f, grpc::ServerContext* ctx) {
+  grpc::Status guarded(const char* method, F f, grpc::ServerContext* ctx) {
     try {
       check_auth(ctx);
       return f();
     } catch (const ApiError& e) {
-      return to_status(e);
+      if (e.status() >= 500 && e.status() != 503) return internal_status(method, e);
+      return to_status(e, proto_field(e.param()));
     } catch (const Error& e) {
-      return to_status(api_error_from(e));
+      const ApiError api = api_error_from(e);
+      if (api.status() >= 500) return internal_status(method, e);
+      return to_status(api, proto_field(api.param()));
     } catch (const std::exception& e) {
-      spdlog::error("gRPC: {}", e.what());
-      return grpc::Status(grpc::StatusCode::INTERNAL, e.what());
+      return internal_status(method, e);  // library text stays in the log
     }
   }
 
@@ -224,7 +227,8 @@ class InferenceService final : public pb::Inference::Service {
 
   grpc::Status generate(grpc::ServerContext* ctx, const pb::GenerateRequest& req,
                         grpc::ServerWriter<pb::GenerateResponse>& writer) {
-    if (stopping_.load()) throw ApiError(503, "service_unavailable", "server is shutting down");
+    if (stopping_.load() || draining_.load())
+      throw ApiError(503, "service_unavailable", "server is shutting down");
     GenerationRequest g = to_request(ctx, req);
     const std::string id = g.id;
     const int prompt_len = int(g.prompt.size());
@@ -270,6 +274,7 @@ class InferenceService final : public pb::Inference::Service {
   GrpcOptions options_;
   metrics::Registry& registry_;
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> draining_{false};
   std::atomic<uint64_t> next_id_{0};
   Clock::time_point started_ = Clock::now();
 };
@@ -297,6 +302,9 @@ void GrpcServer::start() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &impl_->bound_port);
   builder.RegisterService(&impl_->service);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(make_status_interceptor_factory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   impl_->server = builder.BuildAndStart();
   if (!impl_->server || impl_->bound_port == 0) {
     impl_->server.reset();
@@ -306,6 +314,10 @@ void GrpcServer::start() {
 
 int GrpcServer::port() const {
   return impl_->bound_port;
+}
+
+void GrpcServer::begin_drain() {
+  impl_->service.begin_drain();
 }
 
 void GrpcServer::stop() {

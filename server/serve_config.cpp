@@ -94,6 +94,8 @@ const std::map<std::string, Setter>& setters() {
       {"stream_keepalive_ms",
        [](auto& c, auto& k, auto& v) { c.http.stream_keepalive_ms = as_int32(k, v); }},
       {"log_level", [](auto& c, auto& k, auto& v) { c.log_level = as_string(k, v); }},
+      {"log_format", [](auto& c, auto& k, auto& v) { c.log_format = as_string(k, v); }},
+      {"drain_timeout_s", [](auto& c, auto& k, auto& v) { c.drain_timeout_s = as_int32(k, v); }},
   };
   return table;
 }
@@ -141,6 +143,9 @@ void validate_serve_config(const ServeConfig& cfg) {
   bool level_ok = false;
   for (const char* l : kLevels) level_ok |= cfg.log_level == l;
   if (!level_ok) bad("log_level", "must be trace, debug, info, warn, error, critical or off");
+  if (cfg.log_format != "text" && cfg.log_format != "json")
+    bad("log_format", "must be text or json");
+  if (cfg.drain_timeout_s < 0) bad("drain_timeout_s", "must be >= 0");
 }
 
 }  // namespace tessera

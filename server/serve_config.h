@@ -17,6 +17,9 @@ struct ServeConfig {
   std::string grpc_host;  // empty: same as http.host
   int grpc_port = 50051;  // 0 disables gRPC
   std::string log_level = "info";
+  std::string log_format = "text";  // text | json
+  // SIGTERM/SIGINT: in-flight requests may finish for this long, then they are cancelled.
+  int drain_timeout_s = 30;
 };
 
 // Applies the keys of `j` onto `cfg`; throws Error(kInvalidArgument) naming a bad key.

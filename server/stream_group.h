@@ -1,7 +1,7 @@
 #pragma once
 // The engine streams of one API request (one per prompt of a batched completion), read as a
 // single sequence of events with global choice indices (prompt p, sample i -> p * n + i).
-#include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -21,8 +21,11 @@ class StreamGroup {
     int choice = 0;
     GenerationEvent event;
   };
-  // Blocks up to `timeout`; nullopt on timeout or when done().
-  std::optional<Item> next(std::chrono::milliseconds timeout);
+  // The next event already produced, without waiting; nullopt when there is none (yet).
+  std::optional<Item> poll();
+  // `fn` runs (on the engine thread) whenever any stream gets an event; false when a stream
+  // cannot notify, so the reader must poll. Cleared when the group is destroyed.
+  bool set_listener(const std::function<void()>& fn);
   bool done() const;
   void cancel();
   int num_choices() const { return static_cast<int>(streams_.size()) * n_; }
@@ -33,6 +36,7 @@ class StreamGroup {
   std::vector<int> prompt_lengths_;
   int n_ = 1;
   size_t cursor_ = 0;  // round-robin start, so no prompt's stream starves the others
+  bool listening_ = false;
 };
 
 }  // namespace tessera

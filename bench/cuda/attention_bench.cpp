@@ -49,26 +49,26 @@ double run(cuda::CudaOps& ops, int batch, int qlen, int ctx, size_t* kv_bytes) {
   // Enough layers to exceed L2 several times, within ~48 GB.
   int layers = static_cast<int>(std::ceil(512e6 / layer_bytes));
   layers = std::max(1, std::min({layers, 16, static_cast<int>(48e9 / layer_bytes)}));
-  KvCacheShape kv{layers, blocks, kBlock, kKvHeads, kDim, DType::kBF16, kHeads};
-  ops.init_kv_cache(kv);
+  KvCacheShape shape{layers, blocks, kBlock, kKvHeads, kDim, KvDtype::kBF16, kHeads};
+  auto kv_owner = ops.make_kv_cache(shape);
+  auto& kv = dynamic_cast<cuda::CudaKvCache&>(*kv_owner);
   for (int l = 0; l < layers; ++l) {
-    bench::fill_random_bf16(ops.k_pool(l), layer_bytes / 2, 1.0f, 11 + l);
-    bench::fill_random_bf16(ops.v_pool(l), layer_bytes / 2, 1.0f, 97 + l);
+    bench::fill_random_bf16(kv.k_pool(l), layer_bytes / 2, 1.0f, 11 + l);
+    bench::fill_random_bf16(kv.v_pool(l), layer_bytes / 2, 1.0f, 97 + l);
   }
   StepLayout layout = layout_for(batch, qlen, ctx);
-  ops.begin_step(layout);
+  ops.begin_step(layout, kv);
   const size_t qbytes = size_t(layout.num_tokens()) * kHeads * kDim * 2;
   void* q = ops.alloc(qbytes);
   void* out = ops.alloc(qbytes);
   bench::fill_random_bf16(q, qbytes, 1.0f, 5);
   AttentionParams attn{kHeads, kKvHeads, kDim, 1.0f / std::sqrt(float(kDim)), 0};
-  ops.paged_attention(q, 0, attn, out);  // warm-up outside capture
+  ops.paged_attention(kv, q, 0, attn, out);  // warm-up outside capture
   ops.synchronize();
   const double ms = bench::time_graph_ms(
                         ops.stream(),
                         [&] {
-                          for (int i = 0; i < kCalls; ++i)
-                            ops.paged_attention(q, i % layers, attn, out);
+    for (int i = 0; i < kCalls; ++i) ops.paged_attention(kv, q, i % layers, attn, out);
                         },
                         15) /
                     kCalls;

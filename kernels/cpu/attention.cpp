@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/simd.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/fp8.h"
 
 // The F32x16 helpers are inline; their by-value vector ABI never crosses a TU.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -82,12 +83,63 @@ void apply_rope(const RopeTable& table, bool neox, float* x, int64_t num_tokens,
   }
 }
 
+namespace {
+
+// One (slot, head) row of head_dim values into an 8-bit pool: scale = amax / qmax, so the
+// row's largest magnitude maps to the type's largest value.
+void quantize_kv_row(KvDtype dtype, const float* x, int d, uint8_t* q, float* scale) {
+  float amax = 0.0f;
+  for (int i = 0; i < d; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float qmax = dtype == KvDtype::kFp8 ? kFp8E4m3Max : 127.0f;
+  const float s = amax > 0.0f ? amax / qmax : 1.0f;
+  const float inv = 1.0f / s;
+  *scale = s;
+  for (int i = 0; i < d; ++i) {
+    if (dtype == KvDtype::kFp8) {
+      q[i] = f32_to_fp8_e4m3(x[i] * inv);
+    } else {
+      const float r = std::clamp(std::nearbyint(x[i] * inv), -127.0f, 127.0f);
+      q[i] = static_cast<uint8_t>(static_cast<int8_t>(r));
+    }
+  }
+}
+
+void store_pool(const PagedKv& kv, void* pool, float* scales, const float* x, int64_t slot) {
+  const int d = kv.head_dim;
+  const int64_t row = static_cast<int64_t>(kv.num_kv_heads) * d;
+  if (kv.dtype == KvDtype::kF32) {
+    std::memcpy(static_cast<float*>(pool) + slot * row, x, row * sizeof(float));
+    return;
+  }
+  for (int h = 0; h < kv.num_kv_heads; ++h) {
+    const int64_t r = slot * kv.num_kv_heads + h;
+    quantize_kv_row(kv.dtype, x + h * d, d, static_cast<uint8_t*>(pool) + r * d, scales + r);
+  }
+}
+
+}  // namespace
+
+void load_kv_rows(KvDtype dtype, const void* pool, const float* scales, int64_t first_row,
+                  int64_t n, int head_dim, float* out) {
+  const auto* q = static_cast<const uint8_t*>(pool) + first_row * head_dim;
+  for (int64_t r = 0; r < n; ++r) {
+    const float s = scales[first_row + r];
+    for (int i = 0; i < head_dim; ++i) {
+      const uint8_t b = q[r * head_dim + i];
+      out[r * head_dim + i] =
+          (dtype == KvDtype::kFp8 ? fp8_e4m3_to_f32(b)
+                                  : static_cast<float>(static_cast<int8_t>(b))) *
+          s;
+    }
+  }
+}
+
 void store_kv(const PagedKv& kv, const float* k, const float* v, std::span<const int32_t> slots) {
   const int64_t row = static_cast<int64_t>(kv.num_kv_heads) * kv.head_dim;
   for (size_t t = 0; t < slots.size(); ++t) {
     if (slots[t] < 0) continue;
-    std::memcpy(kv.k + slots[t] * row, k + t * row, row * sizeof(float));
-    std::memcpy(kv.v + slots[t] * row, v + t * row, row * sizeof(float));
+    store_pool(kv, kv.k, kv.k_scale, k + t * row, slots[t]);
+    store_pool(kv, kv.v, kv.v_scale, v + t * row, slots[t]);
   }
 }
 
@@ -98,7 +150,10 @@ constexpr int kMaxKeysPerChunk = 64;
 // Online-softmax state for the query heads that share one KV head.
 struct GroupState {
   std::vector<float> max, sum, acc, scores;
+  std::vector<float> kbuf, vbuf;  // a chunk's K and V rows decoded from an 8-bit cache
   void reset(int group, int head_dim) {
+    kbuf.resize(static_cast<size_t>(kMaxKeysPerChunk) * head_dim);
+    vbuf.resize(static_cast<size_t>(kMaxKeysPerChunk) * head_dim);
     max.assign(group, -std::numeric_limits<float>::infinity());
     sum.assign(group, 0.0f);
     acc.assign(static_cast<size_t>(group) * head_dim, 0.0f);
@@ -124,13 +179,27 @@ void attend_one(const PagedKv& kv, const int32_t* block_table, int pos, int firs
         (static_cast<int64_t>(block_table[p / kv.block_size]) * kv.block_size + p % kv.block_size) *
             kv_stride +
         static_cast<int64_t>(kvh) * d;
-    const float* kp = kv.k + base;
-    const float* vp = kv.v + base;
+    const float* kp = static_cast<const float*>(kv.k) + base;
+    const float* vp = static_cast<const float*>(kv.v) + base;
+    int64_t key_stride = kv_stride;
+    if (kv.dtype != KvDtype::kF32) {
+      // The chunk's rows of this head, one per key: rows (slot * heads + kvh) for slots
+      // that follow each other, so every row is `heads` rows after the previous one.
+      const int64_t row0 = base / d;
+      for (int j = 0; j < n; ++j) {
+        const int64_t r = row0 + int64_t{j} * kv.num_kv_heads;
+        load_kv_rows(kv.dtype, kv.k, kv.k_scale, r, 1, d, st.kbuf.data() + j * d);
+        load_kv_rows(kv.dtype, kv.v, kv.v_scale, r, 1, d, st.vbuf.data() + j * d);
+      }
+      kp = st.kbuf.data();
+      vp = st.vbuf.data();
+      key_stride = d;
+    }
     for (int g = 0; g < group; ++g) {
       float* sc = st.scores.data() + g * kMaxKeysPerChunk;
       float chunk_max = -std::numeric_limits<float>::infinity();
       for (int j = 0; j < n; ++j) {
-        sc[j] = dot_f32(q0 + g * d, kp + j * kv_stride, d) * attn.scale;
+        sc[j] = dot_f32(q0 + g * d, kp + j * key_stride, d) * attn.scale;
         chunk_max = std::max(chunk_max, sc[j]);
       }
       const float new_max = std::max(st.max[g], chunk_max);
@@ -141,7 +210,7 @@ void attend_one(const PagedKv& kv, const int32_t* block_table, int pos, int firs
       for (int j = 0; j < n; ++j) {
         const float w = std::exp(sc[j] - new_max);
         sum += w;
-        axpy_f32(w, vp + j * kv_stride, acc, d);
+        axpy_f32(w, vp + j * key_stride, acc, d);
       }
       st.sum[g] = sum;
       st.max[g] = new_max;

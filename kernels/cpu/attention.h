@@ -32,15 +32,25 @@ void build_rope_table(const RopeConfig& rope, int head_dim, std::span<const int3
 void apply_rope(const RopeTable& table, bool neox, float* x, int64_t num_tokens, int num_heads,
                 int head_dim);
 
+// One layer's pools in the cache's dtype: f32, or 8-bit (e4m3 / int8) with one f32 scale per
+// (slot, kv head) row in k_scale / v_scale (kernels/kv_cache.h).
 struct PagedKv {
-  float* k = nullptr;  // this layer's pools
-  float* v = nullptr;
+  KvDtype dtype = KvDtype::kF32;
+  void* k = nullptr;  // this layer's pools
+  void* v = nullptr;
+  float* k_scale = nullptr;
+  float* v_scale = nullptr;
   int block_size = 16;
   int num_kv_heads = 0;
   int head_dim = 0;
 };
 
-// Writes k/v rows [num_tokens, num_kv_heads, head_dim] at slot_mapping (slot < 0: skipped).
+// Reads n consecutive (slot, head) rows of an 8-bit or f32 pool back to f32.
+void load_kv_rows(KvDtype dtype, const void* pool, const float* scales, int64_t first_row,
+                  int64_t n, int head_dim, float* out);
+
+// Writes k/v rows [num_tokens, num_kv_heads, head_dim] at slot_mapping (slot < 0: skipped);
+// 8-bit caches quantize each (token, head) row with its own scale.
 void store_kv(const PagedKv& kv, const float* k, const float* v, std::span<const int32_t> slots);
 
 // q: [T, num_heads, head_dim] -> out: [T, num_heads, head_dim]. Query row r of sequence s

@@ -26,6 +26,9 @@ constexpr bool dtype_is_float(DType t) {
 constexpr bool dtype_is_quantized_v(DType t) {
   return !dtype_is_float(t);
 }
+constexpr bool dtype_is_kquant_v(DType t) {
+  return t == DType::kQ4_K || t == DType::kQ5_K || t == DType::kQ6_K;
+}
 
 // 16 int8 at p as floats. Intrinsics here: GCC 12 scalarizes the generic byte-vector
 // conversion of an unaligned int8 load (measured 5x slower on the Q8_0 LM head); maskz
@@ -211,6 +214,14 @@ decltype(auto) dispatch_dtype(DType t, Fn&& fn) {
       return fn.template operator()<DType::kQ4_0>();
     case DType::kQ4_1:
       return fn.template operator()<DType::kQ4_1>();
+    // K-quant super-blocks (256 values) have no 32-value Block<>: callers decode whole rows
+    // with the host dequantizer (see matmul.cpp).
+    case DType::kQ4_K:
+      return fn.template operator()<DType::kQ4_K>();
+    case DType::kQ5_K:
+      return fn.template operator()<DType::kQ5_K>();
+    case DType::kQ6_K:
+      return fn.template operator()<DType::kQ6_K>();
   }
   return fn.template operator()<DType::kF32>();
 }

@@ -1,8 +1,10 @@
 // The CPU backend: f32 activations, weights used in place in their stored type (quantized
-// groups decoded on the fly), an f32 paged KV cache, and one persistent thread pool.
+// groups decoded on the fly), paged KV caches it creates for its callers, and one persistent
+// thread pool.
 //
-// KV dtype: f32. On this model the cache is small next to the weights, and f32 keeps the
-// attention exact (no rounding of K/V), which the golden test relies on.
+// KV dtype: f32 by default. On this model the cache is small next to the weights, and f32
+// keeps the attention exact (no rounding of K/V), which the golden test relies on. fp8 and
+// int8 caches (per-row scales) are the readable reference for the CUDA ones.
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -10,11 +12,13 @@
 #include "common/error.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/blocks.h"
+#include "kernels/cpu/cpu_kv_cache.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/step_check.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/ops.h"
+#include "kernels/scheme_ref.h"
 
 namespace tessera {
 namespace {
@@ -54,12 +58,17 @@ class CpuOps final : public Ops {
     if (t.data == nullptr || t.rows <= 0 || t.cols <= 0) {
       throw Error(ErrorKind::kInvalidArgument, "cannot upload an empty tensor");
     }
+    if (t.scheme.quantized() && t.scheme.kind != QuantKind::kGguf) return upload_scheme(t);
     if (t.cols % dtype_block_elems(t.dtype) != 0) {
       throw Error(ErrorKind::kInvalidArgument,
                   std::string("tensor of type ") + dtype_name(t.dtype) + " has " +
                       std::to_string(t.cols) + " columns, not a multiple of its block");
     }
-    Weight w{t.dtype, t.rows, t.cols, t.data, {}};
+    Weight w;
+    w.dtype = t.dtype;
+    w.rows = t.rows;
+    w.cols = t.cols;
+    w.data = t.data;
     if (t.rows == 1 && t.dtype != DType::kF32) {
       // Vectors (norm weights) are read element by element: keep them as f32.
       auto buf = std::shared_ptr<float[]>(new float[t.cols]);
@@ -71,33 +80,34 @@ class CpuOps final : public Ops {
     return w;
   }
 
-  void init_kv_cache(const KvCacheShape& shape) override {
-    if (shape.num_layers <= 0 || shape.num_blocks <= 1 || shape.block_size <= 0 ||
-        shape.num_kv_heads <= 0 || shape.head_dim <= 0) {
-      throw Error(ErrorKind::kInvalidArgument, "invalid KV cache shape");
-    }
-    kv_shape_ = shape;
-    kv_shape_.dtype = DType::kF32;
-    const size_t per_layer = layer_elems();
-    kv_.assign(per_layer * 2 * shape.num_layers, 0.0f);
-  }
-  DType kv_dtype() const override { return DType::kF32; }
-
-  void copy_kv_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override {
-    const size_t block = block_elems();
-    for (const auto& [src, dst] : src_dst) {
-      check_block(src);
-      check_block(dst);
-      for (int l = 0; l < 2 * kv_shape_.num_layers; ++l) {
-        float* base = kv_.data() + l * layer_elems();
-        std::memcpy(base + dst * block, base + src * block, block * sizeof(float));
-      }
+  KvDtype resolve_kv_dtype(KvDtype requested) const override {
+    switch (requested) {
+      case KvDtype::kAuto:
+      case KvDtype::kF32:
+        return KvDtype::kF32;
+      case KvDtype::kFp8:
+      case KvDtype::kInt8:
+        return requested;
+      default:
+        throw Error(ErrorKind::kUnsupported, std::string("the CPU backend has no ") +
+                                                 kv_dtype_name(requested) +
+                                                 " KV cache (f32, fp8, int8)");
     }
   }
 
-  void begin_step(const StepLayout& layout) override {
-    if (kv_.empty()) throw Error(ErrorKind::kInternal, "begin_step before init_kv_cache");
-    cpu::check_step_layout(layout, kv_shape_.num_blocks, kv_shape_.block_size);
+  std::unique_ptr<KvCache> make_kv_cache(const KvCacheShape& shape) override {
+    KvCacheShape s = shape;
+    s.dtype = resolve_kv_dtype(shape.dtype);
+    return std::make_unique<cpu::CpuKvCache>(*this, s);
+  }
+
+  void copy_kv_blocks(KvCache& kv, std::span<const std::pair<int32_t, int32_t>> src_dst) override {
+    mine(kv).copy_blocks(src_dst);
+  }
+
+  void begin_step(const StepLayout& layout, KvCache& kv) override {
+    mine(kv);
+    cpu::check_step_layout(layout, kv.shape().num_blocks, kv.shape().block_size);
     layout_ = layout;
     rope_valid_ = false;
   }
@@ -114,11 +124,12 @@ class CpuOps final : public Ops {
   }
 
   void matmul(const void* x, int rows, const Weight& w, void* out) override {
+    if (is_scheme(w)) return matmul_scheme(x, rows, w, f32(out));
     cpu::matmul(pool_, {f32(x), rows, w.dtype, w.data, w.rows, w.cols, f32(out)});
   }
 
-  void rope_store_kv(void* q, void* k, const void* v, int layer, const AttentionParams& attn,
-                     const RopeConfig& rope) override {
+  void rope_store_kv(KvCache& kv, void* q, void* k, const void* v, int layer,
+                     const AttentionParams& attn, const RopeConfig& rope) override {
     if (!rope_valid_ || !same_rope(rope, rope_cfg_) || rope_dim_ != attn.head_dim) {
       cpu::build_rope_table(rope, attn.head_dim, layout_.positions, rope_table_);
       rope_cfg_ = rope;
@@ -128,11 +139,12 @@ class CpuOps final : public Ops {
     const int64_t t = layout_.num_tokens();
     cpu::apply_rope(rope_table_, rope.neox, f32(q), t, attn.num_heads, attn.head_dim);
     cpu::apply_rope(rope_table_, rope.neox, f32(k), t, attn.num_kv_heads, attn.head_dim);
-    cpu::store_kv(paged(layer, attn), f32(k), f32(v), layout_.slot_mapping);
+    cpu::store_kv(mine(kv).layer(layer, attn), f32(k), f32(v), layout_.slot_mapping);
   }
 
-  void paged_attention(const void* q, int layer, const AttentionParams& attn, void* out) override {
-    cpu::paged_attention(pool_, paged(layer, attn), layout_, attn, f32(q), f32(out));
+  void paged_attention(const KvCache& kv, const void* q, int layer, const AttentionParams& attn,
+                       void* out) override {
+    cpu::paged_attention(pool_, mine(kv).layer(layer, attn), layout_, attn, f32(q), f32(out));
   }
 
   void silu_mul(const void* gate, const void* up, int64_t count, void* out) override {
@@ -147,30 +159,43 @@ class CpuOps final : public Ops {
   }
 
   void lm_head(const void* x, int rows, const Weight& w, float* logits) override {
+    if (is_scheme(w)) return matmul_scheme(x, rows, w, logits);
     cpu::matmul(pool_, {f32(x), rows, w.dtype, w.data, w.rows, w.cols, logits});
   }
 
  private:
-  size_t block_elems() const {
-    return static_cast<size_t>(kv_shape_.block_size) * kv_shape_.num_kv_heads * kv_shape_.head_dim;
+  static bool is_scheme(const Weight& w) {
+    return w.scheme.quantized() && w.scheme.kind != QuantKind::kGguf;
   }
-  size_t layer_elems() const { return block_elems() * kv_shape_.num_blocks; }
-  void check_block(int32_t b) const {
-    if (b < 0 || b >= kv_shape_.num_blocks) {
-      throw Error(ErrorKind::kInvalidArgument, "KV block id " + std::to_string(b) +
-                                                   " is outside the pool of " +
-                                                   std::to_string(kv_shape_.num_blocks));
-    }
+  // fp8 / int8 / int4 weights are kept as stored and decoded panel by panel (scheme_ref.h).
+  Weight upload_scheme(const HostTensor& t) {
+    const SchemeView v = scheme_view(t);  // validates the side tensors
+    Weight w;
+    w.dtype = t.dtype;
+    w.rows = t.rows;
+    w.cols = t.cols;
+    w.data = t.data;
+    w.scheme = t.scheme;
+    w.scales = t.scales;
+    w.zeros = t.zeros;
+    w.g_idx = v.g_idx;
+    w.num_groups = v.num_groups;
+    return w;
   }
-  cpu::PagedKv paged(int layer, const AttentionParams& attn) {
-    if (layer < 0 || layer >= kv_shape_.num_layers || attn.num_kv_heads != kv_shape_.num_kv_heads ||
-        attn.head_dim != kv_shape_.head_dim || attn.num_heads % attn.num_kv_heads != 0) {
-      throw Error(ErrorKind::kInvalidArgument,
-                  "attention layer/heads do not match the KV cache shape");
+  void matmul_scheme(const void* x, int rows, const Weight& w, float* out) {
+    const SchemeView v = scheme_view(w);
+    cpu::matmul_decoded(
+        pool_, f32(x), rows, w.rows, w.cols,
+        [&v](int64_t r0, int64_t n, float* dst) { dequantize_scheme_rows(v, r0, n, dst); }, out);
+  }
+  const cpu::CpuKvCache& mine(const KvCache& kv) const {
+    if (&kv.owner() != this) {
+      throw Error(ErrorKind::kInvalidArgument, "KV cache was made by another backend");
     }
-    float* base = kv_.data() + 2 * layer * layer_elems();
-    return {base, base + layer_elems(), kv_shape_.block_size, kv_shape_.num_kv_heads,
-            kv_shape_.head_dim};
+    return static_cast<const cpu::CpuKvCache&>(kv);
+  }
+  cpu::CpuKvCache& mine(KvCache& kv) const {
+    return const_cast<cpu::CpuKvCache&>(mine(static_cast<const KvCache&>(kv)));
   }
   static bool same_rope(const RopeConfig& a, const RopeConfig& b) {
     return a.theta == b.theta && a.rotary_dim == b.rotary_dim &&
@@ -180,8 +205,6 @@ class CpuOps final : public Ops {
   }
 
   ThreadPool pool_;
-  KvCacheShape kv_shape_;
-  std::vector<float> kv_;  // per layer: K pool then V pool
   StepLayout layout_;
   cpu::RopeTable rope_table_;
   RopeConfig rope_cfg_;

@@ -5,6 +5,7 @@
 
 #include "kernels/cpu/blocks.h"
 #include "kernels/cpu/thread_pool.h"
+#include "kernels/dequant.h"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 
@@ -199,15 +200,19 @@ void many_rows(const MatmulArgs& a, int64_t nb, int64_t ne, std::vector<float>& 
 void dequantize_row(DType t, const void* row, int64_t cols, float* out) {
   const auto* p = static_cast<const uint8_t*>(row);
   dispatch_dtype(t, [&]<DType kT>() {
-    const int64_t groups = cols / kGroup;
-    for (int64_t g = 0; g < groups; ++g) {
-      F32x16 lo, hi;
-      Block<kT>::load(p + g * Block<kT>::kBytes, lo, hi);
-      store16(out + g * kGroup, lo);
-      store16(out + g * kGroup + 16, hi);
-    }
-    if constexpr (dtype_is_float(kT)) {
-      for (int64_t k = groups * kGroup; k < cols; ++k) out[k] = Block<kT>::scalar(p, k);
+    if constexpr (dtype_is_kquant_v(kT)) {
+      tessera::dequantize(kT, p, out, cols);
+    } else {
+      const int64_t groups = cols / kGroup;
+      for (int64_t g = 0; g < groups; ++g) {
+        F32x16 lo, hi;
+        Block<kT>::load(p + g * Block<kT>::kBytes, lo, hi);
+        store16(out + g * kGroup, lo);
+        store16(out + g * kGroup + 16, hi);
+      }
+      if constexpr (dtype_is_float(kT)) {
+        for (int64_t k = groups * kGroup; k < cols; ++k) out[k] = Block<kT>::scalar(p, k);
+      }
     }
   });
 }
@@ -224,13 +229,43 @@ void matmul(ThreadPool& pool, const MatmulArgs& a) {
     pool.run(num_tasks, [&](int task) {
       const Range range = split_range(a.n, num_tasks, task, align);
       if (range.begin >= range.end) return;
-      if (few) {
+      if constexpr (dtype_is_kquant_v(kT)) {
+        // Rows decoded into a panel by the host dequantizer at every batch size: K-quants
+        // are read, not tuned for, on the CPU.
+        thread_local std::vector<float> panel;
+        many_rows<kT>(a, range.begin, range.end, panel);
+      } else if (few) {
         few_rows<kT>(a, range.begin, range.end);
       } else {
         thread_local std::vector<float> panel;
         many_rows<kT>(a, range.begin, range.end, panel);
       }
     });
+  });
+}
+
+void matmul_decoded(ThreadPool& pool, const float* x, int64_t rows, int64_t n, int64_t cols,
+                    const RowDecoder& decode, float* out) {
+  if (rows <= 0 || n <= 0) return;
+  const int64_t units = (n + kPanelRows - 1) / kPanelRows;
+  const int num_tasks =
+      static_cast<int>(std::min<int64_t>(units, static_cast<int64_t>(pool.size()) * 4));
+  pool.run(num_tasks, [&](int task) {
+    const Range range = split_range(n, num_tasks, task, kPanelRows);
+    thread_local std::vector<float> panel;
+    panel.resize(static_cast<size_t>(kPanelRows * cols));
+    const auto* pw = reinterpret_cast<const uint8_t*>(panel.data());
+    const size_t pstride = static_cast<size_t>(cols) * sizeof(float);
+    for (int64_t p0 = range.begin; p0 < range.end; p0 += kPanelRows) {
+      const int64_t pn = std::min(range.end, p0 + kPanelRows) - p0;
+      decode(p0, pn, panel.data());
+      float* o = out + p0;  // panel row i is output column p0 + i
+      int64_t r = 0;
+      for (; r + kRowTile <= rows; r += kRowTile)
+        rows_against<DType::kF32, kRowTile>(pw, pstride, 0, pn, x, cols, r, cols, o, n);
+      for (; r < rows; ++r)
+        rows_against<DType::kF32, 1>(pw, pstride, 0, pn, x, cols, r, cols, o, n);
+    }
   });
 }
 

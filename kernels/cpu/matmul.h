@@ -6,6 +6,7 @@
 // many rows (prefill) decode a panel of weight rows once into a small per-thread buffer and
 // sweep every activation row over it.
 #include <cstdint>
+#include <functional>
 
 #include "kernels/dtype.h"
 
@@ -24,5 +25,13 @@ struct MatmulArgs {
 };
 
 void matmul(ThreadPool& pool, const MatmulArgs& a);
+
+// A weight [n, cols] whose rows a decoder produces in f32 (the quantization schemes of
+// kernels/weight_scheme.h, decoded by kernels/scheme_ref.h): every task decodes panels of
+// rows into a small per-thread buffer and runs the f32 kernels over them, so the result is
+// "dequantize, then f32 matmul" up to summation order. decode may run on several threads.
+using RowDecoder = std::function<void(int64_t first_row, int64_t n, float* out)>;
+void matmul_decoded(ThreadPool& pool, const float* x, int64_t rows, int64_t n, int64_t cols,
+                    const RowDecoder& decode, float* out);
 
 }  // namespace tessera::cpu

@@ -52,6 +52,11 @@ struct PagedAttentionArgs {
   int block_size = 16;
   float scale = 1.0f;
   int sliding_window = 0;
+  // 8-bit caches (kernels/kv_cache.h): kv_quant 1 = e4m3, 2 = int8, with one f32 scale per
+  // (slot, kv head) in k_scales / v_scales; 0 = a 16-bit cache.
+  int kv_quant = 0;
+  const float* k_scales = nullptr;  // [num_blocks * block_size, num_kv_heads]
+  const float* v_scales = nullptr;
 };
 
 enum class AttentionMode { kDecode, kPrefill };
@@ -63,7 +68,8 @@ inline int attention_rows(AttentionMode m) {
   return m == AttentionMode::kDecode ? kDecodeRows : kPrefillRows;
 }
 
-// kv_dtype: kBF16 or kF16 (q is bf16 and is converted to fp16 on load for an fp16 cache);
+// kv_dtype: kBF16 or kF16 (q is bf16 and is converted to fp16 on load for an fp16 cache),
+// or kBF16 with args.kv_quant set (an 8-bit cache, decoded to bf16 as tiles are loaded);
 // head_dim: 64 or 128. Returns cudaErrorInvalidValue for other combinations.
 cudaError_t launch_paged_attention(const PagedAttentionArgs& args, AttentionMode mode,
                                    DType kv_dtype, cudaStream_t stream);

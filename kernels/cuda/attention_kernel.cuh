@@ -4,6 +4,7 @@
 // columns 2t, 2t + 1 of each 16x8 accumulator tile.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/device_utils.cuh"
@@ -31,7 +32,27 @@ struct AttentionConfig {
   static constexpr size_t kSmemBytes = kQBytes + (kKvBytes > kMergeBytes ? kKvBytes : kMergeBytes);
 };
 
-template <typename TKV, int D, bool kDecode>
+// Eight 8-bit cache values (e4m3 when kQ == 1, int8 when kQ == 2) times their row's scale.
+template <int kQ>
+__device__ __forceinline__ void decode8_kv(uint2 raw, float scale, float (&v)[8]) {
+  const uint32_t w[2] = {raw.x, raw.y};
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const uint32_t b = (w[i / 4] >> (8 * (i % 4))) & 0xFF;
+    if constexpr (kQ == 1) {
+      const __half_raw h = __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(b), __NV_E4M3);
+      v[i] = __half2float(*reinterpret_cast<const __half*>(&h)) * scale;
+    } else {
+      v[i] = float(static_cast<int8_t>(b)) * scale;
+    }
+  }
+}
+
+// kQ: 0 = a 16-bit cache of TKV (tiles arrive by cp.async); 1 / 2 = an e4m3 / int8 cache
+// whose tiles are loaded, scaled and stored to shared memory as TKV by the threads (the
+// loads then wait before the store, so less latency hides behind compute, but the cache
+// reads half the bytes).
+template <typename TKV, int D, bool kDecode, int kQ = 0>
 __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttentionArgs a) {
   pdl_wait();
   pdl_launch_dependents();
@@ -110,8 +131,22 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
       const size_t off =
           (size_t(block) * a.block_size + (valid ? pos % a.block_size : 0)) * token_stride +
           size_t(kvh) * D + col;
-      cp_async16(sk + r * C::kStride + col, k_pool + off, valid);
-      cp_async16(sv + r * C::kStride + col, v_pool + off, valid);
+      if constexpr (kQ == 0) {
+        cp_async16(sk + r * C::kStride + col, k_pool + off, valid);
+        cp_async16(sv + r * C::kStride + col, v_pool + off, valid);
+      } else {
+        float kv8[8] = {0, 0, 0, 0, 0, 0, 0, 0}, vv8[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        if (valid) {
+          // off counts elements, and an element is one byte here; the scale row is the
+          // element row (slot, head) = off / D.
+          const auto* kb = static_cast<const uint8_t*>(a.k_pool);
+          const auto* vb = static_cast<const uint8_t*>(a.v_pool);
+          decode8_kv<kQ>(*reinterpret_cast<const uint2*>(kb + off), a.k_scales[off / D], kv8);
+          decode8_kv<kQ>(*reinterpret_cast<const uint2*>(vb + off), a.v_scales[off / D], vv8);
+        }
+        *reinterpret_cast<uint4*>(sk + r * C::kStride + col) = pack8<TKV>(kv8);
+        *reinterpret_cast<uint4*>(sv + r * C::kStride + col) = pack8<TKV>(vv8);
+      }
     }
   };
 
@@ -331,10 +366,10 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
   }
 }
 
-template <typename TKV, int D, bool kDecode>
+template <typename TKV, int D, bool kDecode, int kQ = 0>
 cudaError_t launch_attention_instance(const PagedAttentionArgs& a, cudaStream_t stream) {
   using C = AttentionConfig<TKV, D, kDecode>;
-  auto kernel = paged_attention_kernel<TKV, D, kDecode>;
+  auto kernel = paged_attention_kernel<TKV, D, kDecode, kQ>;
   static bool configured = false;  // per instantiation; the attribute is per-function
   if (!configured) {
     cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -10,11 +10,17 @@ cudaError_t launch_paged_attention_bf16(const PagedAttentionArgs& a, AttentionMo
                                         cudaStream_t stream);
 cudaError_t launch_paged_attention_f16(const PagedAttentionArgs& a, AttentionMode mode,
                                        cudaStream_t stream);
+cudaError_t launch_paged_attention_q8(const PagedAttentionArgs& a, AttentionMode mode,
+                                      cudaStream_t stream);
 
 cudaError_t launch_paged_attention(const PagedAttentionArgs& args, AttentionMode mode,
                                    DType kv_dtype, cudaStream_t stream) {
   if (args.num_kv_heads <= 0 || args.num_heads % args.num_kv_heads != 0) {
     return cudaErrorInvalidValue;
+  }
+  if (args.kv_quant != 0) {
+    if (kv_dtype != DType::kBF16 || !args.k_scales || !args.v_scales) return cudaErrorInvalidValue;
+    return launch_paged_attention_q8(args, mode, stream);
   }
   switch (kv_dtype) {
     case DType::kBF16:

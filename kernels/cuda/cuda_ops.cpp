@@ -12,6 +12,7 @@
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/gemv.h"
 #include "kernels/dequant.h"
+#include "kernels/scheme_ref.h"
 
 namespace tessera::cuda {
 namespace {
@@ -138,6 +139,15 @@ CudaOps::CudaOps(int device) : device_(device) {
       for (AttentionMode m : {AttentionMode::kDecode, AttentionMode::kPrefill}) {
         check_cuda(launch_paged_attention(none, m, t, stream_), "attention setup");
       }
+      if (t != DType::kBF16) continue;
+      for (int q : {1, 2}) {  // the 8-bit caches' instantiations
+        PagedAttentionArgs q8 = none;
+        q8.kv_quant = q;
+        q8.k_scales = q8.v_scales = reinterpret_cast<const float*>(&q8);  // never read
+        for (AttentionMode m : {AttentionMode::kDecode, AttentionMode::kPrefill}) {
+          check_cuda(launch_paged_attention(q8, m, t, stream_), "attention setup");
+        }
+      }
     }
   }
 }
@@ -146,7 +156,6 @@ CudaOps::~CudaOps() {
   if (stream_) cudaStreamSynchronize(stream_);
   clear_graphs();
   for (auto& [key, p] : inv_freq_) cudaFree(p);
-  if (kv_pools_) cudaFree(kv_pools_);
   gemm_.reset();
   if (upload_done_) cudaEventDestroy(upload_done_);
   if (stream_) cudaStreamDestroy(stream_);
@@ -181,7 +190,11 @@ Weight CudaOps::upload(const HostTensor& t) {
   if (t.rows < 0 || t.cols < 0 || (t.data == nullptr && t.rows * t.cols > 0)) {
     invalid("upload: tensor with bad shape or no data");
   }
-  if (t.cols % dtype_block_elems(t.dtype) != 0) {
+  if (t.scheme.quantized() && t.scheme.kind != QuantKind::kGguf && t.rows > 1) {
+    return upload_scheme(t);  // kept quantized (cuda_ops_quant.cpp)
+  }
+  const bool scheme = t.scheme.quantized() && t.scheme.kind != QuantKind::kGguf;
+  if (!scheme && t.cols % dtype_block_elems(t.dtype) != 0) {
     invalid("upload: quantized tensor whose row length is not a multiple of its block");
   }
   Weight w;
@@ -194,8 +207,8 @@ Weight CudaOps::upload(const HostTensor& t) {
   std::vector<float> f32;
   std::vector<uint16_t> b16;
   const void* src = t.data;
-  if (w.dtype != t.dtype) {
-    f32 = dequantize_tensor(t);
+  if (w.dtype != t.dtype || scheme) {
+    f32 = dequantize_weight(t);
     src = f32.data();
     if (!vector) {
       b16.resize(f32.size());
@@ -211,49 +224,63 @@ Weight CudaOps::upload(const HostTensor& t) {
   return w;
 }
 
-void CudaOps::init_kv_cache(const KvCacheShape& shape) {
-  if (shape.num_layers <= 0 || shape.num_blocks <= 1 || shape.block_size <= 0 ||
-      shape.num_kv_heads <= 0 || shape.head_dim <= 0) {
-    invalid("init_kv_cache: every dimension must be positive (and num_blocks >= 2)");
+KvDtype CudaOps::resolve_kv_dtype(KvDtype requested) const {
+  switch (requested) {
+    case KvDtype::kAuto:
+    case KvDtype::kBF16:
+      return KvDtype::kBF16;
+    case KvDtype::kF16:
+    case KvDtype::kFp8:
+    case KvDtype::kInt8:
+      return requested;
+    default:
+      throw Error(ErrorKind::kUnsupported, std::string("the CUDA backend has no ") +
+                                               kv_dtype_name(requested) +
+                                               " KV cache (bf16, fp16, fp8, int8)");
   }
-  if (shape.num_heads != 0 && shape.num_heads % shape.num_kv_heads != 0) {
-    invalid("init_kv_cache: num_heads must be a multiple of num_kv_heads");
-  }
-  synchronize();
+}
+
+std::unique_ptr<KvCache> CudaOps::make_kv_cache(const KvCacheShape& shape) {
+  KvCacheShape s = shape;
+  s.dtype = resolve_kv_dtype(shape.dtype);
+  check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  return std::make_unique<CudaKvCache>(*this, s, stream_);
+}
+
+void CudaOps::forget_kv_cache(const CudaKvCache* kv) {
+  if (stream_) cudaStreamSynchronize(stream_);
   clear_graphs();
-  if (kv_pools_) check_cuda(cudaFree(kv_pools_), "cudaFree(kv)");
-  kv_pools_ = nullptr;
-  kv_shape_ = shape;
-  kv_dtype_ = shape.dtype == DType::kF16 ? DType::kF16 : DType::kBF16;
-  kv_shape_.dtype = kv_dtype_;
-  pool_bytes_ =
-      size_t(shape.num_blocks) * shape.block_size * shape.num_kv_heads * shape.head_dim * 2;
-  const size_t total = pool_bytes_ * 2 * shape.num_layers;
-  const cudaError_t e = cudaMalloc(&kv_pools_, total);
-  if (e == cudaErrorMemoryAllocation) {
-    cudaGetLastError();
-    throw Error(ErrorKind::kResourceExhausted,
-                "KV cache of " + std::to_string(total >> 20) + " MiB does not fit on the GPU");
+  if (kv_ == kv) {
+    kv_ = nullptr;
+    plan_uploaded_ = false;
   }
-  check_cuda(e, "cudaMalloc(kv)");
-  // Zeroed once so a never-written slot can hold no NaN.
-  check_cuda(cudaMemsetAsync(kv_pools_, 0, total, stream_), "cudaMemset(kv)");
-  plan_num_heads_ = shape.num_heads;
 }
 
-void* CudaOps::k_pool(int layer) const {
-  return static_cast<uint8_t*>(kv_pools_) + pool_bytes_ * (2 * size_t(layer));
-}
-void* CudaOps::v_pool(int layer) const {
-  return static_cast<uint8_t*>(kv_pools_) + pool_bytes_ * (2 * size_t(layer) + 1);
+CudaKvCache& CudaOps::mine(const KvCache& kv) const {
+  if (&kv.owner() != this) invalid("KV cache was made by another backend");
+  return const_cast<CudaKvCache&>(static_cast<const CudaKvCache&>(kv));
 }
 
-void CudaOps::copy_kv_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) {
+void CudaOps::check_step_kv(const KvCache& kv, const char* op) const {
+  if (&kv != kv_) invalid(std::string(op) + ": KV cache differs from the one given to begin_step");
+}
+
+// The type attention computes in (8-bit caches are decoded to bf16), and the 8-bit code.
+static DType storage_dtype(KvDtype t) {
+  return t == KvDtype::kF16 ? DType::kF16 : DType::kBF16;
+}
+static int kv_quant_code(KvDtype t) {
+  return t == KvDtype::kFp8 ? 1 : t == KvDtype::kInt8 ? 2 : 0;
+}
+
+void CudaOps::copy_kv_blocks(KvCache& kv_base,
+                             std::span<const std::pair<int32_t, int32_t>> src_dst) {
   if (src_dst.empty()) return;
-  if (!kv_pools_) invalid("copy_kv_blocks before init_kv_cache");
+  CudaKvCache& kv = mine(kv_base);
+  const KvCacheShape& shape = kv.shape();
   std::vector<int2> pairs;
   for (auto [s, d] : src_dst) {
-    if (s < 0 || d < 0 || s >= kv_shape_.num_blocks || d >= kv_shape_.num_blocks) {
+    if (s < 0 || d < 0 || s >= shape.num_blocks || d >= shape.num_blocks) {
       invalid("copy_kv_blocks: block id out of range");
     }
     pairs.push_back(make_int2(s, d));
@@ -262,22 +289,34 @@ void CudaOps::copy_kv_blocks(std::span<const std::pair<int32_t, int32_t>> src_ds
   check_cuda(cudaMemcpyAsync(pairs_dev_.ptr, pairs.data(), pairs.size() * sizeof(int2),
                              cudaMemcpyHostToDevice, stream_),
              "copy_kv_blocks upload");
-  check_launch(launch_copy_kv_blocks(kv_pools_, kv_shape_.num_layers, kv_shape_.num_blocks,
-                                     pool_bytes_ / kv_shape_.num_blocks,
+  check_launch(launch_copy_kv_blocks(kv.base(), shape.num_layers, shape.num_blocks,
+                                     kv.pool_bytes() / shape.num_blocks,
                                      static_cast<const int2*>(pairs_dev_.ptr),
                                      static_cast<int>(pairs.size()), stream_),
                "copy_kv_blocks");
+  if (kv.scale_bytes() > 0) {  // the scales region has the same [layers][2][blocks] layout
+    check_launch(launch_copy_kv_blocks(kv.k_scales(0), shape.num_layers, shape.num_blocks,
+                                       kv.scale_bytes() / shape.num_blocks,
+                                       static_cast<const int2*>(pairs_dev_.ptr),
+                                       static_cast<int>(pairs.size()), stream_),
+                 "copy_kv_blocks(scales)");
+  }
   // The pairs buffer is pageable-sourced: finish before the vector goes away.
   synchronize();
 }
 
-void CudaOps::begin_step(const StepLayout& layout) {
+void CudaOps::begin_step(const StepLayout& layout, KvCache& kv_base) {
   if (capturing()) invalid("begin_step inside graph capture");
-  if (!kv_pools_) invalid("begin_step before init_kv_cache");
-  validate_layout(layout, kv_shape_);
+  CudaKvCache& kv = mine(kv_base);
+  validate_layout(layout, kv.shape());
   check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  if (kv_ != &kv && kv.shape().num_heads > 0) plan_num_heads_ = kv.shape().num_heads;
+  kv_ = &kv;
+  kv_shape_ = kv.shape();
+  kv_dtype_ = storage_dtype(kv.dtype());
   layout_ = layout;
   plan_uploaded_ = false;
+  reserve_fp8_activations(layout.num_tokens());
   if (plan_num_heads_ > 0) {
     ensure_plan(plan_num_heads_, plan_window_ < 0 ? 0 : plan_window_);
   } else {
@@ -365,7 +404,9 @@ const int32_t* CudaOps::meta(size_t offset) const {
 }
 
 void CudaOps::embedding(const Weight& table, void* out) {
-  if (table.dtype != DType::kBF16) invalid("embedding: table must be an uploaded matrix");
+  if (table.dtype != DType::kBF16 || table.scheme.quantized()) {
+    invalid("embedding: table must be an uploaded bf16 matrix (not a quantized scheme)");
+  }
   for (int32_t t : layout_.tokens) {
     if (t < 0 || t >= table.rows) {
       invalid("embedding: token id " + std::to_string(t) + " outside the vocabulary of " +
@@ -389,6 +430,7 @@ void CudaOps::add_rms_norm(void* residual, const void* x, const Weight& gamma, f
 }
 
 void CudaOps::matmul(const void* x, int rows, const Weight& w, void* out) {
+  if (is_scheme(w)) return matmul_scheme(x, rows, w, out, false);
   if (w.dtype != DType::kBF16) invalid("matmul: weight must be an uploaded bf16 matrix");
   if (rows <= kGemvRowsPlain && w.cols % 8 == 0) {  // decode: bandwidth-bound weight stream
     check_launch(launch_gemv(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols),
@@ -403,8 +445,8 @@ void CudaOps::matmul(const void* x, int rows, const Weight& w, void* out) {
 // True when the GEMV kernels take this weight at this many rows (max_rows: the measured
 // cutoff against cuBLASLt for the op, see gemv.h).
 static bool gemv_fits(int rows, int max_rows, const Weight& w) {
-  return rows >= 1 && rows <= max_rows && w.dtype == DType::kBF16 && w.cols % 8 == 0 &&
-         w.rows <= INT32_MAX && w.cols <= INT32_MAX;
+  return rows >= 1 && rows <= max_rows && w.dtype == DType::kBF16 && !w.scheme.quantized() &&
+         w.cols % 8 == 0 && w.rows <= INT32_MAX && w.cols <= INT32_MAX;
 }
 
 void CudaOps::matmul_multi(const void* x, int rows, std::span<const Weight* const> ws,
@@ -447,6 +489,7 @@ void CudaOps::gate_up_silu(const void* x, int rows, const Weight& gate, const We
 }
 
 void CudaOps::lm_head(const void* x, int rows, const Weight& w, float* logits) {
+  if (is_scheme(w)) return matmul_scheme(x, rows, w, logits, true);
   if (w.dtype != DType::kBF16) invalid("lm_head: weight must be an uploaded bf16 matrix");
   if (rows <= kGemvRowsLmHead && w.cols % 8 == 0) {
     check_launch(launch_gemv(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols),
@@ -472,8 +515,9 @@ const float* CudaOps::inv_freq_for(const RopeConfig& rope, int rotary_dim) {
   return dev;
 }
 
-void CudaOps::rope_store_kv(void* q, void* k, const void* v, int layer, const AttentionParams& attn,
-                            const RopeConfig& rope) {
+void CudaOps::rope_store_kv(KvCache& kv, void* q, void* k, const void* v, int layer,
+                            const AttentionParams& attn, const RopeConfig& rope) {
+  check_step_kv(kv, "rope_store_kv");
   if (layer < 0 || layer >= kv_shape_.num_layers) invalid("rope_store_kv: bad layer");
   if (attn.num_kv_heads != kv_shape_.num_kv_heads || attn.head_dim != kv_shape_.head_dim) {
     invalid("rope_store_kv: attention shape differs from the KV cache");
@@ -486,9 +530,12 @@ void CudaOps::rope_store_kv(void* q, void* k, const void* v, int layer, const At
   a.slot_mapping = meta(off_.slots);
   a.rotary_dim = rope.rotary_dim > 0 ? rope.rotary_dim : attn.head_dim;
   a.inv_freq = inv_freq_for(rope, a.rotary_dim);
-  a.k_pool = k_pool(layer);
-  a.v_pool = v_pool(layer);
+  a.k_pool = kv_->k_pool(layer);
+  a.v_pool = kv_->v_pool(layer);
   a.kv_dtype = kv_dtype_;
+  a.kv_quant = kv_quant_code(kv_->dtype());
+  a.k_scales = kv_->k_scales(layer);
+  a.v_scales = kv_->v_scales(layer);
   a.num_tokens = layout_.num_tokens();
   a.num_heads = attn.num_heads;
   a.num_kv_heads = attn.num_kv_heads;
@@ -497,7 +544,9 @@ void CudaOps::rope_store_kv(void* q, void* k, const void* v, int layer, const At
   check_launch(launch_rope_store_kv(a, stream_), "rope_store_kv");
 }
 
-void CudaOps::paged_attention(const void* q, int layer, const AttentionParams& attn, void* out) {
+void CudaOps::paged_attention(const KvCache& kv, const void* q, int layer,
+                              const AttentionParams& attn, void* out) {
+  check_step_kv(kv, "paged_attention");
   if (layer < 0 || layer >= kv_shape_.num_layers) invalid("paged_attention: bad layer");
   if (attn.num_kv_heads != kv_shape_.num_kv_heads || attn.head_dim != kv_shape_.head_dim ||
       attn.num_heads % attn.num_kv_heads != 0) {
@@ -507,8 +556,11 @@ void CudaOps::paged_attention(const void* q, int layer, const AttentionParams& a
   PagedAttentionArgs a;
   a.q = q;
   a.out = out;
-  a.k_pool = k_pool(layer);
-  a.v_pool = v_pool(layer);
+  a.k_pool = kv_->k_pool(layer);
+  a.v_pool = kv_->v_pool(layer);
+  a.kv_quant = kv_quant_code(kv_->dtype());
+  a.k_scales = kv_->k_scales(layer);
+  a.v_scales = kv_->v_scales(layer);
   a.query_start = meta(off_.query_start);
   a.context_len = meta(off_.context_len);
   a.block_table_start = meta(off_.bt_start);

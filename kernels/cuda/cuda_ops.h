@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/cuda/attention_plan.h"
+#include "kernels/cuda/cuda_kv_cache.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/sampling.h"
 #include "kernels/ops.h"
@@ -53,11 +54,12 @@ class CudaOps final : public Ops {
 
   Weight upload(const HostTensor& tensor) override;
 
-  void init_kv_cache(const KvCacheShape& shape) override;
-  DType kv_dtype() const override { return kv_dtype_; }
-  void copy_kv_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override;
+  // bf16 by default; fp16 on request (fp8 / int8: see kernels/kv_cache.h).
+  KvDtype resolve_kv_dtype(KvDtype requested) const override;
+  std::unique_ptr<KvCache> make_kv_cache(const KvCacheShape& shape) override;
+  void copy_kv_blocks(KvCache& kv, std::span<const std::pair<int32_t, int32_t>> src_dst) override;
 
-  void begin_step(const StepLayout& layout) override;
+  void begin_step(const StepLayout& layout, KvCache& kv) override;
   void embedding(const Weight& table, void* out) override;
   void add_rms_norm(void* residual, const void* x, const Weight& gamma, float eps,
                     void* out) override;
@@ -68,9 +70,10 @@ class CudaOps final : public Ops {
                     std::span<void* const> outs) override;
   void gate_up_silu(const void* x, int rows, const Weight& gate, const Weight& up, void* scratch,
                     void* out) override;
-  void rope_store_kv(void* q, void* k, const void* v, int layer, const AttentionParams& attn,
-                     const RopeConfig& rope) override;
-  void paged_attention(const void* q, int layer, const AttentionParams& attn, void* out) override;
+  void rope_store_kv(KvCache& kv, void* q, void* k, const void* v, int layer,
+                     const AttentionParams& attn, const RopeConfig& rope) override;
+  void paged_attention(const KvCache& kv, const void* q, int layer, const AttentionParams& attn,
+                       void* out) override;
   void silu_mul(const void* gate, const void* up, int64_t count, void* out) override;
   void gather_logit_rows(const void* x, int dim, void* out) override;
   void lm_head(const void* x, int rows, const Weight& w, float* logits) override;
@@ -84,10 +87,9 @@ class CudaOps final : public Ops {
 
   cudaStream_t stream() const { return stream_; }
   int num_sms() const { return num_sms_; }
-  // K or V pool of a layer: [num_blocks, block_size, num_kv_heads, head_dim].
-  void* k_pool(int layer) const;
-  void* v_pool(int layer) const;
-  const KvCacheShape& kv_shape() const { return kv_shape_; }
+  // Called by a CudaKvCache being destroyed: waits for the stream, drops every graph (they
+  // may read its pools) and forgets it as the step's cache.
+  void forget_kv_cache(const CudaKvCache* kv);
   const AttentionPlan& attention_plan() const { return plan_; }
 
  private:
@@ -101,6 +103,22 @@ class CudaOps final : public Ops {
     size_t tokens, positions, slots, query_start, context_len, bt_start, logit_rows;
     size_t decode_items, decode_merges, prefill_items, prefill_merges, block_tables;
   };
+
+  // Quantized weights (cuda_ops_quant.cpp).
+  static bool is_scheme(const Weight& w);
+  Weight upload_scheme(const HostTensor& t);
+  void matmul_scheme(const void* x, int rows, const Weight& w, void* out, bool out_f32);
+  void reserve_fp8_activations(int tokens);
+  DeviceBuffer dequant_scratch_;  // a quantized weight as bf16, for larger batches
+  DeviceBuffer act_scratch_;      // per-token FP8 activations and their scales
+  int64_t max_fp8_cols_ = 0;      // widest fp8 weight uploaded (sizes act_scratch_)
+  bool fp8_gemm_ok_ = true;       // false once cuBLASLt had no FP8 algorithm
+
+ public:
+  // Whether fp8 weights at more than kMaxQuantGemvRows rows take the cuBLASLt FP8 GEMM.
+  bool fp8_gemm_active() const { return fp8_gemm_ok_; }
+
+ private:
 
   void ensure_plan(int num_heads, int sliding_window);
   void upload_metadata();
@@ -116,10 +134,12 @@ class CudaOps final : public Ops {
   cudaEvent_t upload_done_ = nullptr;
   std::unique_ptr<LtGemm> gemm_;
 
+  // The step's KV cache (begin_step) and a copy of its shape and storage type.
+  CudaKvCache* kv_ = nullptr;
   KvCacheShape kv_shape_;
   DType kv_dtype_ = DType::kBF16;
-  void* kv_pools_ = nullptr;
-  size_t pool_bytes_ = 0;  // one K or V pool of one layer
+  CudaKvCache& mine(const KvCache& kv) const;
+  void check_step_kv(const KvCache& kv, const char* op) const;
 
   // This step's layout (host copy) and its plan.
   StepLayout layout_;

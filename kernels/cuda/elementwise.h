@@ -40,7 +40,12 @@ struct RopeStoreArgs {
   const float* inv_freq = nullptr;        // [rotary_dim / 2], scaling already applied
   void* k_pool = nullptr;                 // [num_blocks * block_size, num_kv_heads, head_dim]
   void* v_pool = nullptr;
-  DType kv_dtype = DType::kBF16;  // kBF16 or kF16
+  DType kv_dtype = DType::kBF16;  // kBF16 or kF16; kBF16 with kv_quant for an 8-bit cache
+  // 8-bit caches (kernels/kv_cache.h): 1 = e4m3, 2 = int8; each (slot, kv head) row of k and v
+  // is stored as row / scale with scale = amax / 448 (or / 127) written to k_scales / v_scales.
+  int kv_quant = 0;
+  float* k_scales = nullptr;  // [num_blocks * block_size, num_kv_heads]
+  float* v_scales = nullptr;
   int num_tokens = 0;
   int num_heads = 0;
   int num_kv_heads = 0;

@@ -23,8 +23,8 @@ LtGemm::~LtGemm() {
 }
 
 // Column-major view: out^T[n, m] = op_T(W as col-major [k, n]) * x^T (col-major [k, m]).
-const LtGemm::Plan& LtGemm::plan_for(int m, int n, int k, bool out_f32) {
-  const auto key = std::make_tuple(m, n, k, out_f32);
+const LtGemm::Plan& LtGemm::plan_for(int m, int n, int k, bool out_f32, bool fp8) {
+  const auto key = std::make_tuple(m, n, k, out_f32, fp8);
   auto it = plans_.find(key);
   if (it != plans_.end()) return it->second;
   Plan p;
@@ -37,8 +37,9 @@ const LtGemm::Plan& LtGemm::plan_for(int m, int n, int k, bool out_f32) {
   check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &trans_b,
                                               sizeof(trans_b)),
                "set TRANSB");
-  check_cublas(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, k, n, k), "layout A");
-  check_cublas(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, k, m, k), "layout B");
+  const cudaDataType_t in = fp8 ? CUDA_R_8F_E4M3 : CUDA_R_16BF;
+  check_cublas(cublasLtMatrixLayoutCreate(&p.a, in, k, n, k), "layout A");
+  check_cublas(cublasLtMatrixLayoutCreate(&p.b, in, k, m, k), "layout B");
   check_cublas(cublasLtMatrixLayoutCreate(&p.c, out_f32 ? CUDA_R_32F : CUDA_R_16BF, n, m, n),
                "layout C");
   cublasLtMatmulPreference_t pref = nullptr;
@@ -54,7 +55,7 @@ const LtGemm::Plan& LtGemm::plan_for(int m, int n, int k, bool out_f32) {
   if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
     throw Error(ErrorKind::kInternal, "cuBLASLt found no algorithm for a " + std::to_string(m) +
                                           "x" + std::to_string(n) + "x" + std::to_string(k) +
-                                          " bf16 GEMM");
+                                          (fp8 ? " fp8" : " bf16") + " GEMM");
   }
   p.algo = result.algo;
   return plans_.emplace(key, p).first->second;
@@ -63,11 +64,21 @@ const LtGemm::Plan& LtGemm::plan_for(int m, int n, int k, bool out_f32) {
 void LtGemm::run(const void* x, int m, const void* w, int n, int k, void* out, bool out_f32,
                  cudaStream_t stream) {
   if (m == 0) return;
-  const Plan& p = plan_for(m, n, k, out_f32);
+  const Plan& p = plan_for(m, n, k, out_f32, false);
   const float alpha = 1.0f, beta = 0.0f;
   check_cublas(cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c,
                               &p.algo, workspace_, workspace_bytes_, stream),
                "cublasLtMatmul");
+}
+
+void LtGemm::run_fp8(const void* x, int m, const void* w, int n, int k, void* out,
+                     cudaStream_t stream) {
+  if (m == 0) return;
+  const Plan& p = plan_for(m, n, k, false, true);
+  const float alpha = 1.0f, beta = 0.0f;
+  check_cublas(cublasLtMatmul(handle_, p.desc, &alpha, w, p.a, x, p.b, &beta, out, p.c, out, p.c,
+                              &p.algo, workspace_, workspace_bytes_, stream),
+               "cublasLtMatmul(fp8)");
 }
 
 }  // namespace tessera::cuda

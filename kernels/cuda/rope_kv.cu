@@ -1,4 +1,6 @@
 // RoPE on q and k, fused with storing k and v into the paged cache.
+#include <cuda_fp8.h>
+
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/launch.cuh"
@@ -18,7 +20,36 @@ __device__ __forceinline__ void pair_index(int i, int rotary, bool neox, int* a,
   }
 }
 
-template <typename TKV>
+// One warp per (kv head, K or V) row of token t: amax, scale, then the 8-bit codes.
+template <int kQ>
+__device__ __forceinline__ void store_rows_8bit(const RopeStoreArgs& a, int t, int slot) {
+  const int lane = threadIdx.x & 31, warps = blockDim.x >> 5, d = a.head_dim;
+  for (int job = threadIdx.x >> 5; job < 2 * a.num_kv_heads; job += warps) {
+    const bool is_v = job >= a.num_kv_heads;
+    const int head = job % a.num_kv_heads;
+    const __nv_bfloat16* src = (is_v ? a.v : a.k) + (size_t(t) * a.num_kv_heads + head) * d;
+    float amax = 0.f;
+    for (int i = lane; i < d; i += 32) amax = fmaxf(amax, fabsf(__bfloat162float(src[i])));
+    amax = warp_max(amax);
+    const float scale = amax > 0.f ? amax / (kQ == 1 ? 448.f : 127.f) : 1.f;
+    const float inv = 1.f / scale;
+    const size_t row = size_t(slot) * a.num_kv_heads + head;
+    uint8_t* dst = static_cast<uint8_t*>(is_v ? a.v_pool : a.k_pool) + row * d;
+    for (int i = lane; i < d; i += 32) {
+      const float x = __bfloat162float(src[i]) * inv;
+      if constexpr (kQ == 1) {
+        dst[i] = __nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3);
+      } else {
+        dst[i] = static_cast<uint8_t>(static_cast<int8_t>(fminf(fmaxf(rintf(x), -127.f), 127.f)));
+      }
+    }
+    if (lane == 0) (is_v ? a.v_scales : a.k_scales)[row] = scale;
+  }
+}
+
+// kQ 0: the cache holds TKV values, stored as they are produced; kQ 1 / 2: an 8-bit cache,
+// stored by store_rows_8bit once the whole token's k is rotated.
+template <typename TKV, int kQ = 0>
 __global__ void rope_store_kernel(RopeStoreArgs a) {
   pdl_wait();
   pdl_launch_dependents();
@@ -46,7 +77,7 @@ __global__ void rope_store_kernel(RopeStoreArgs a) {
       base[ea] = __float2bfloat16(x0);
       base[eb] = __float2bfloat16(x1);
     }
-    if (!is_q && slot >= 0) {
+    if (kQ == 0 && !is_q && slot >= 0) {
       // Store the bf16-rounded value: the cache holds exactly what k now holds.
       TKV* dst = kp + (size_t(slot) * a.num_kv_heads + head) * a.head_dim;
       dst[ea] = from_float<TKV>(__bfloat162float(base[ea]));
@@ -54,6 +85,11 @@ __global__ void rope_store_kernel(RopeStoreArgs a) {
     }
   }
   if (slot < 0) return;
+  if constexpr (kQ != 0) {
+    __syncthreads();  // this block's rotated k (global memory) is visible to all its threads
+    store_rows_8bit<kQ>(a, t, slot);
+    return;
+  }
   const int v_elems = a.num_kv_heads * a.head_dim;
   const __nv_bfloat16* v = a.v + size_t(t) * v_elems;
   TKV* dst = vp + size_t(slot) * v_elems;
@@ -70,6 +106,13 @@ cudaError_t launch_rope_store_kv(const RopeStoreArgs& a, cudaStream_t stream) {
   }
   if (a.num_tokens == 0) return cudaSuccess;
   const int threads = 256;
+  if (a.kv_quant != 0) {
+    if (a.kv_dtype != DType::kBF16 || !a.k_scales || !a.v_scales) return cudaErrorInvalidValue;
+    return a.kv_quant == 1 ? launch_kernel(rope_store_kernel<__nv_bfloat16, 1>, dim3(a.num_tokens),
+                                           dim3(threads), 0, stream, a)
+                           : launch_kernel(rope_store_kernel<__nv_bfloat16, 2>, dim3(a.num_tokens),
+                                           dim3(threads), 0, stream, a);
+  }
   switch (a.kv_dtype) {
     case DType::kBF16:
       return launch_kernel(rope_store_kernel<__nv_bfloat16>, dim3(a.num_tokens), dim3(threads), 0,

@@ -1,5 +1,6 @@
 #include <cfloat>
 
+#include "common/sampling_rng.h"
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/sampling.h"
@@ -15,47 +16,67 @@ __device__ __forceinline__ uint32_t float_key(float x) {
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
 }
 
+// Top-k / top-p histograms count in fixed point: a weight w in (0, 1] adds w * 2^32 as an
+// integer. Integer sums do not depend on the order the threads add in, so the threshold (and
+// the token) is the same on every run; float atomics would make top-p nondeterministic.
+constexpr float kFixedOne = 4294967296.0f;  // 2^32; a row of 2^31 weights of 1 still fits
+
 struct SampleShared {
-  float hist[256];
-  float scratch[32];
+  unsigned long long hist[256];
   float warp_sums[32];
   uint32_t prefix;
-  float above;
+  unsigned long long above;
+  unsigned long long target;
   int result;
+  float row_max;
 };
 
 // Largest key tau (>= floor) with W(key >= tau) >= target, where W sums weight(i) over
-// elements with key >= floor. by_count: weight 1, else exp((x - max) * inv_t).
-__device__ uint32_t radix_select(const float* row, int vocab, uint32_t floor_key, float target,
-                                 bool by_count, float max_val, float inv_t, SampleShared& sh) {
+// elements with key >= floor. by_count: weight 1 and target = count; else weight
+// exp((x - max) * inv_t) in fixed point and target = mass_fraction of the total mass above
+// floor (read off the first pass's histogram, which covers all of it).
+__device__ uint32_t radix_select(const float* row, int vocab, uint32_t floor_key,
+                                 unsigned long long count, float mass_fraction, bool by_count,
+                                 float max_val, float inv_t, SampleShared& sh) {
   uint32_t prefix = 0, mask = 0;
-  float above = 0.f;
+  unsigned long long above = 0;
   for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int b = threadIdx.x; b < 256; b += blockDim.x) sh.hist[b] = 0.f;
+    for (int b = threadIdx.x; b < 256; b += blockDim.x) sh.hist[b] = 0ull;
     __syncthreads();
     for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
       const float x = row[i];
       const uint32_t k = float_key(x);
       if (k >= floor_key && (k & mask) == prefix) {
-        const float w = by_count ? 1.f : __expf((x - max_val) * inv_t);
+        const unsigned long long w =
+            by_count ? 1ull
+                     : static_cast<unsigned long long>(__expf((x - max_val) * inv_t) * kFixedOne);
         atomicAdd(&sh.hist[(k >> shift) & 255u], w);
       }
     }
     __syncthreads();
     if (threadIdx.x == 0) {
-      float cum = above;
+      if (shift == 24) {
+        unsigned long long total = 0;
+        for (int b = 0; b < 256; ++b) total += sh.hist[b];
+        sh.target = by_count ? count
+                             : static_cast<unsigned long long>(static_cast<double>(mass_fraction) *
+                                                               static_cast<double>(total));
+        if (sh.target == 0) sh.target = 1;
+      }
+      const unsigned long long target = sh.target;
+      unsigned long long cum = above;
       int chosen = -1;
       for (int b = 255; b >= 0; --b) {
-        if (sh.hist[b] > 0.f && cum + sh.hist[b] >= target) {
+        if (sh.hist[b] > 0 && cum + sh.hist[b] >= target) {
           chosen = b;
           break;
         }
         cum += sh.hist[b];
       }
-      if (chosen < 0) {  // rounding left the target unreached: take the lowest non-empty bin
+      if (chosen < 0) {  // the target is past everything: take the lowest non-empty bin
         cum = above;
         for (int b = 255; b >= 0; --b) {
-          if (sh.hist[b] > 0.f) chosen = b;
+          if (sh.hist[b] > 0) chosen = b;
         }
         for (int b = 255; b > chosen; --b) cum += sh.hist[b];
         if (chosen < 0) chosen = 0;
@@ -108,14 +129,14 @@ __global__ void __launch_bounds__(kThreads)
     }
     if (lane == 0) {
       sh.result = best_i == 0x7fffffff ? 0 : best_i;
-      sh.above = best;  // the block-wide max, for every thread's branch below
+      sh.row_max = best;  // the block-wide max, for every thread's branch below
     }
   }
   __syncthreads();
   const int argmax = sh.result;
   // Block-uniform decision: every thread must take the same branch (the scans below use
   // __syncthreads and every warp's slot).
-  if (spec.temperature <= 0.f || spec.top_k == 1 || sh.above == -INFINITY) {
+  if (spec.temperature <= 0.f || spec.top_k == 1 || sh.row_max == -INFINITY) {
     if (tid == 0) out[blockIdx.x] = argmax;
     return;
   }
@@ -124,20 +145,11 @@ __global__ void __launch_bounds__(kThreads)
 
   uint32_t floor_key = 0;
   if (spec.top_k > 0 && spec.top_k < vocab) {
-    floor_key =
-        radix_select(row, vocab, 0, static_cast<float>(spec.top_k), true, max_val, inv_t, sh);
+    floor_key = radix_select(row, vocab, 0, static_cast<unsigned long long>(spec.top_k), 0.f, true,
+                             max_val, inv_t, sh);
   }
-  auto selected_mass = [&](uint32_t fk) {
-    float z = 0.f;
-    for (int i = tid; i < vocab; i += blockDim.x) {
-      const float x = row[i];
-      if (float_key(x) >= fk) z += __expf((x - max_val) * inv_t);
-    }
-    return block_sum(z, sh.scratch);
-  };
   if (spec.top_p < 1.f) {
-    const float total = selected_mass(floor_key);
-    floor_key = radix_select(row, vocab, floor_key, spec.top_p * total, false, max_val, inv_t, sh);
+    floor_key = radix_select(row, vocab, floor_key, 0, spec.top_p, false, max_val, inv_t, sh);
   }
 
   // Locate u * Z in index order: per-thread contiguous chunk sums, block exclusive scan.
@@ -201,14 +213,7 @@ cudaError_t launch_sample(const float* logits, int rows, int vocab, const Device
 }
 
 float sample_uniform(uint64_t seed, uint64_t offset) {
-  auto mix = [](uint64_t z) {
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  };
-  const uint64_t z = mix(seed ^ mix(offset));
-  return static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // 24 bits: exactly < 1
+  return sampling_uniform(seed, offset);  // the host sampler's draw, bit for bit
 }
 
 }  // namespace tessera::cuda

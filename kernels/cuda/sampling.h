@@ -21,7 +21,8 @@ struct DeviceSampleSpec {
 cudaError_t launch_sample(const float* logits, int rows, int vocab, const DeviceSampleSpec* specs,
                           int32_t* out, cudaStream_t stream);
 
-// The host-side draw: a SplitMix64 hash of (seed, offset) mapped to [0, 1).
+// The host-side draw: common/sampling_rng.h's sampling_uniform(seed, offset), the same
+// number the host sampler (engine/sampler.cpp) draws for that token.
 float sample_uniform(uint64_t seed, uint64_t offset);
 
 }  // namespace tessera::cuda

@@ -1,6 +1,7 @@
 """The gRPC API through a grpcio client generated from proto/ at test time."""
 import importlib
 import sys
+from pathlib import Path
 
 import grpc
 import pytest
@@ -12,12 +13,18 @@ from e2e_util import REPO, post
 def pb(tmp_path_factory):
     grpc_tools = pytest.importorskip("grpc_tools.protoc")
     out = tmp_path_factory.mktemp("grpc_gen")
-    rc = grpc_tools.main(["protoc", f"-I{REPO / 'proto'}", f"--python_out={out}",
-                          f"--grpc_python_out={out}", str(REPO / "proto" / "inference.proto")])
+    includes = [f"-I{REPO / 'proto'}"]
+    # google/protobuf/any.proto ships with grpc_tools.
+    includes.append(f"-I{Path(grpc_tools.__file__).parent / '_proto'}")
+    rc = grpc_tools.main(["protoc", *includes, f"--python_out={out}", f"--grpc_python_out={out}",
+                          str(REPO / "proto" / "inference.proto"),
+                          str(REPO / "proto" / "rpc_status.proto")])
     assert rc == 0
     sys.path.insert(0, str(out))
     try:
-        return importlib.import_module("inference_pb2"), importlib.import_module("inference_pb2_grpc")
+        return (importlib.import_module("inference_pb2"),
+                importlib.import_module("inference_pb2_grpc"),
+                importlib.import_module("rpc_status_pb2"))
     finally:
         sys.path.remove(str(out))
 
@@ -96,6 +103,77 @@ def test_generate_validation(stub, pb, kw, code):
         generate(stub, pb2, **kw)
     assert e.value.code() == code
     assert e.value.details()
+
+
+def bad_request_of(err, status_pb2):
+    """The google.rpc.BadRequest in an error's grpc-status-details-bin trailer."""
+    raw = dict(err.trailing_metadata() or ()).get("grpc-status-details-bin")
+    assert raw, "INVALID_ARGUMENT without google.rpc.Status details"
+    st = status_pb2.Status.FromString(raw)
+    assert st.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert len(st.details) == 1
+    bad = status_pb2.BadRequest()
+    assert st.details[0].Unpack(bad)
+    return bad
+
+
+@pytest.mark.parametrize("sampling, field", [
+    ({"temperature": 5}, "sampling.temperature"),
+    ({"top_p": 0}, "sampling.top_p"),
+    ({"n": 0}, "sampling.n"),
+    ({"logprobs": -1}, "sampling.logprobs"),
+])
+def test_invalid_field_details_name_it(stub, pb, sampling, field):
+    pb2, _, status_pb2 = pb
+    with pytest.raises(grpc.RpcError) as e:
+        generate(stub, pb2, text="x", sampling=pb2.SamplingParams(**sampling))
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field.split(".")[-1] in e.value.details()
+    bad = bad_request_of(e.value, status_pb2)
+    assert bad.field_violations[0].field == field
+    assert bad.field_violations[0].description
+
+
+@pytest.mark.parametrize("method, payload", [
+    ("Generate", b"\xff\xff\xff\xff"),          # not protobuf at all
+    ("Tokenize", b"\x12\x03\xff\xfe\xfd"),      # text (field 2) with invalid UTF-8
+    ("Generate", b"\x22\x05\x0d\x00\x00"),      # truncated nested SamplingParams
+])
+def test_malformed_message_is_invalid_argument(server, method, payload):
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+    try:
+        if method == "Generate":
+            call = channel.unary_stream(f"/tessera.v1.Inference/{method}")
+            with pytest.raises(grpc.RpcError) as e:
+                list(call(payload, timeout=30))
+        else:
+            call = channel.unary_unary(f"/tessera.v1.Inference/{method}")
+            with pytest.raises(grpc.RpcError) as e:
+                call(payload, timeout=30)
+    finally:
+        channel.close()
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "malformed request" in e.value.details()
+
+
+def test_no_library_text_in_status_messages(stub, pb):
+    """Every error a client can provoke names the problem in our words (no what() of a
+    library exception, no C++ type names)."""
+    pb2 = pb[0]
+    probes = [
+        dict(text="x", sampling=pb2.SamplingParams(temperature=float("nan"))),
+        dict(text="x", sampling=pb2.SamplingParams(max_tokens=-5)),
+        dict(token_ids=pb2.TokenIds(ids=[-1])),
+        dict(text="x", sampling=pb2.SamplingParams(stop=["a"] * 100)),
+        dict(text="x", sampling=pb2.SamplingParams(top_k=-7)),
+    ]
+    for kw in probes:
+        with pytest.raises(grpc.RpcError) as e:
+            generate(stub, pb2, **kw)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (kw, e.value.details())
+        msg = e.value.details()
+        for leak in ("std::", "basic_string", "what()", "nlohmann", "terminate", "json."):
+            assert leak not in msg, msg
 
 
 def test_client_cancel_frees_kv(server, stub, pb):

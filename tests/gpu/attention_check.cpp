@@ -29,7 +29,7 @@ struct Cache {
 
 Cache fill_cache(Ops& ops, Rng& rng, int layer, int num_blocks, int kv_heads, int head_dim,
                  DType dt) {
-  auto& cops = dynamic_cast<cuda::CudaOps&>(ops);
+  auto& cops = dynamic_cast<cuda::CudaKvCache&>(*current_kv());
   const size_t n = size_t(num_blocks) * kBlock * kv_heads * head_dim;
   Cache c;
   for (int which = 0; which < 2; ++which) {
@@ -101,13 +101,13 @@ void run_case(Ops& ops, Rng& rng, Report& rep, const Case& cs) {
   kv.block_size = kBlock;
   kv.num_kv_heads = cs.kv_heads;
   kv.head_dim = cs.head_dim;
-  kv.dtype = cs.kv_dtype;
+  kv.dtype = kv_dtype_of(cs.kv_dtype);
   kv.num_heads = cs.tell_num_heads ? heads : 0;
-  ops.init_kv_cache(kv);
+  make_kv(ops, kv);
   const int layer = 1;
   Cache cache = fill_cache(ops, rng, layer, num_blocks, cs.kv_heads, cs.head_dim, cs.kv_dtype);
   StepLayout l = build_layout(rng, cs.qlens, cs.contexts, kBlock, num_blocks);
-  ops.begin_step(l);
+  ops.begin_step(l, *current_kv());
   // q scaled up so the softmax is peaked (a flat one hides indexing errors).
   Bf16Data q = random_bf16(rng, size_t(l.num_tokens()) * heads * cs.head_dim, 2.0f);
   DevBuf dq(ops, q.bits.size() * 2), out(ops, q.bits.size() * 2);
@@ -115,7 +115,7 @@ void run_case(Ops& ops, Rng& rng, Report& rep, const Case& cs) {
   out.poison();
   const double scale = 1.0 / std::sqrt(double(cs.head_dim));
   AttentionParams attn{heads, cs.kv_heads, cs.head_dim, static_cast<float>(scale), cs.window};
-  ops.paged_attention(dq.get(), layer, attn, out.get());
+  ops.paged_attention(*current_kv(), dq.get(), layer, attn, out.get());
   std::vector<double> got = bf16_to_doubles(out.download<uint16_t>(q.bits.size()));
   std::vector<double> ref =
       reference(l, cache, q.values, heads, cs.kv_heads, cs.head_dim, scale, cs.window);
@@ -137,8 +137,8 @@ void check_graph_replay(Ops& ops, Rng& rng, Report& rep) {
   std::vector<int> grown = contexts;
   for (int& c : grown) c += 1;
   const int num_blocks = blocks_needed(grown) + 8;
-  KvCacheShape kv{2, num_blocks, kBlock, kv_heads, head_dim, DType::kBF16, heads};
-  ops.init_kv_cache(kv);
+  KvCacheShape kv{2, num_blocks, kBlock, kv_heads, head_dim, KvDtype::kBF16, heads};
+  make_kv(ops, kv);
   Cache cache = fill_cache(ops, rng, 0, num_blocks, kv_heads, head_dim, DType::kBF16);
   const std::vector<int> ones(contexts.size(), 1);
   Rng layout_rng(7);
@@ -150,7 +150,7 @@ void check_graph_replay(Ops& ops, Rng& rng, Report& rep) {
   DevBuf dq(ops, q1.bits.size() * 2), out(ops, q1.bits.size() * 2);
   const float scale = 1.0f / std::sqrt(float(head_dim));
   AttentionParams attn{heads, kv_heads, head_dim, scale, 0};
-  ops.begin_step(first);
+  ops.begin_step(first, *current_kv());
   // One eager RoPE step (as a prefill would do) creates the RoPE table before any capture;
   // it writes layer 1, so layer 0's cache stays as the reference has it.
   {
@@ -160,14 +160,14 @@ void check_graph_replay(Ops& ops, Rng& rng, Report& rep) {
     dqr.upload(q1.bits);
     dk.upload(k.bits);
     dv.upload(k.bits);
-    ops.rope_store_kv(dqr.get(), dk.get(), dv.get(), 1, attn, rope);
+    ops.rope_store_kv(*current_kv(), dqr.get(), dk.get(), dv.get(), 1, attn, rope);
   }
   dq.upload(q1.bits);
   const bool began = ops.graph_capture_begin(42);
-  ops.paged_attention(dq.get(), 0, attn, out.get());
+  ops.paged_attention(*current_kv(), dq.get(), 0, attn, out.get());
   if (began) ops.graph_capture_end();
   ops.synchronize();
-  ops.begin_step(second);
+  ops.begin_step(second, *current_kv());
   dq.upload(q2.bits);
   out.poison();
   const bool replayed = ops.graph_replay(42);
@@ -185,6 +185,7 @@ int main() {
   Report rep;
   try {
     auto ops = make_cuda_ops(0);
+    KvCacheGuard kv_guard;
     Rng rng(424242);
     const DType bf = DType::kBF16, f16 = DType::kF16;
     std::vector<Case> cases = {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -16,6 +17,27 @@
 #include "kernels/ops.h"
 
 namespace tessera::gpu_check {
+
+// The check programs' KV cache: one at a time, replaced by each check that needs one. A
+// KvCacheGuard declared right after the Ops frees it before the Ops goes away.
+inline std::unique_ptr<KvCache>& current_kv() {
+  static std::unique_ptr<KvCache> kv;
+  return kv;
+}
+inline KvCache& make_kv(Ops& ops, const KvCacheShape& shape) {
+  current_kv().reset();
+  current_kv() = ops.make_kv_cache(shape);
+  return *current_kv();
+}
+struct KvCacheGuard {
+  KvCacheGuard() = default;
+  KvCacheGuard(const KvCacheGuard&) = delete;
+  KvCacheGuard& operator=(const KvCacheGuard&) = delete;
+  ~KvCacheGuard() { current_kv().reset(); }
+};
+inline KvDtype kv_dtype_of(DType t) {
+  return t == DType::kF16 ? KvDtype::kF16 : KvDtype::kBF16;
+}
 
 struct Report {
   int passed = 0;

@@ -28,8 +28,8 @@ void init_cache(Ops& ops, int layers, int blocks, int kv_heads, int head_dim, DT
   kv.block_size = kBlock;
   kv.num_kv_heads = kv_heads;
   kv.head_dim = head_dim;
-  kv.dtype = dt;
-  ops.init_kv_cache(kv);
+  kv.dtype = kv_dtype_of(dt);
+  make_kv(ops, kv);
 }
 
 // The residual stream is f32: its values must come back exact to f32 rounding (a bf16
@@ -61,7 +61,7 @@ void check_embedding(Ops& ops, Rng& rng, Report& rep, int vocab, int dim, int to
   init_cache(ops, 1, 64, 1, 64, DType::kBF16);
   StepLayout l = build_layout(rng, {tokens}, {tokens}, kBlock, 64);
   for (auto& t : l.tokens) t = rng.uniform_int(0, vocab - 1);
-  ops.begin_step(l);
+  ops.begin_step(l, *current_kv());
   Bf16Data table = random_bf16(rng, size_t(vocab) * dim);
   Weight w = ops.upload(host_tensor(DType::kBF16, vocab, dim, table.bits.data()));
   DevBuf out(ops, ops.residual_bytes(int64_t(tokens) * dim));
@@ -80,7 +80,7 @@ void check_embedding(Ops& ops, Rng& rng, Report& rep, int vocab, int dim, int to
                 " T=" + std::to_string(tokens) + " " + describe(s));
   // A token outside the vocabulary must be rejected, not read out of bounds.
   l.tokens[0] = vocab;
-  ops.begin_step(l);
+  ops.begin_step(l, *current_kv());
   bool threw = false;
   try {
     ops.embedding(w, out.get());
@@ -113,7 +113,7 @@ std::vector<double> ref_add_rms_norm(std::vector<double>& ref_res, const std::ve
 
 void check_rms_norm(Ops& ops, Rng& rng, Report& rep, int rows, int dim, bool with_x) {
   init_cache(ops, 1, 64, 1, 64, DType::kBF16);
-  ops.begin_step(build_layout(rng, {rows}, {rows}, kBlock, 64));
+  ops.begin_step(build_layout(rng, {rows}, {rows}, kBlock, 64), *current_kv());
   const size_t n = size_t(rows) * dim;
   const std::vector<float> res = random_f32(rng, n);
   Bf16Data x = random_bf16(rng, n);
@@ -142,7 +142,7 @@ void check_rms_norm(Ops& ops, Rng& rng, Report& rep, int rows, int dim, bool wit
 // them (~1e-2 drift); an f32 residual stays within f32 rounding of the fp64 sum.
 void check_residual_accumulation(Ops& ops, Rng& rng, Report& rep, int rows, int dim, int adds) {
   init_cache(ops, 1, 64, 1, 64, DType::kBF16);
-  ops.begin_step(build_layout(rng, {rows}, {rows}, kBlock, 64));
+  ops.begin_step(build_layout(rng, {rows}, {rows}, kBlock, 64), *current_kv());
   const size_t n = size_t(rows) * dim;
   const std::vector<float> res = random_f32(rng, n, 8.0f);
   std::vector<float> gamma(dim);
@@ -242,7 +242,7 @@ void check_silu(Ops& ops, Rng& rng, Report& rep, int64_t count) {
 void check_gather(Ops& ops, Rng& rng, Report& rep) {
   init_cache(ops, 1, 64, 1, 64, DType::kBF16);
   StepLayout l = build_layout(rng, {5, 1, 9, 1}, {20, 7, 9, 30}, kBlock, 64);
-  ops.begin_step(l);
+  ops.begin_step(l, *current_kv());
   const int dim = 576, t = l.num_tokens();
   Bf16Data x = random_bf16(rng, size_t(t) * dim);
   DevBuf dx(ops, x.bits.size() * 2), out(ops, l.logit_rows.size() * dim * 2);
@@ -296,11 +296,11 @@ void check_rope(Ops& ops, Rng& rng, Report& rep, int heads, int kv_heads, int he
                 bool neox, bool llama3, DType kv_dtype, int tokens) {
   const int blocks = 4096;
   init_cache(ops, 2, blocks, kv_heads, head_dim, kv_dtype);
-  auto& cops = dynamic_cast<cuda::CudaOps&>(ops);
+  auto& cops = dynamic_cast<cuda::CudaKvCache&>(*current_kv());
   // Tokens of two sequences at large positions: exercises angle accuracy up to 32k.
   const int ctx0 = 31000 + tokens / 2, ctx1 = 500;
   StepLayout l = build_layout(rng, {tokens / 2, tokens - tokens / 2}, {ctx0, ctx1}, kBlock, blocks);
-  ops.begin_step(l);
+  ops.begin_step(l, *current_kv());
   RopeConfig rope;
   rope.theta = 500000.0f;
   rope.neox = neox;
@@ -315,7 +315,7 @@ void check_rope(Ops& ops, Rng& rng, Report& rep, int heads, int kv_heads, int he
   dk.upload(k.bits);
   dv.upload(v.bits);
   const int layer = 1;
-  ops.rope_store_kv(dq.get(), dk.get(), dv.get(), layer, attn, rope);
+  ops.rope_store_kv(*current_kv(), dq.get(), dk.get(), dv.get(), layer, attn, rope);
   const std::vector<double> inv = ref_inv_freq(rope, rotary > 0 ? rotary : head_dim);
   const int rd = rotary > 0 ? rotary : head_dim;
   std::vector<double> rq = q.values, rk = k.values;
@@ -358,7 +358,7 @@ void check_rope(Ops& ops, Rng& rng, Report& rep, int heads, int kv_heads, int he
 void check_copy_blocks(Ops& ops, Rng& rng, Report& rep) {
   const int blocks = 32, layers = 3, kvh = 2, d = 64;
   init_cache(ops, layers, blocks, kvh, d, DType::kBF16);
-  auto& cops = dynamic_cast<cuda::CudaOps&>(ops);
+  auto& cops = dynamic_cast<cuda::CudaKvCache&>(*current_kv());
   const size_t pool = size_t(blocks) * kBlock * kvh * d;
   std::vector<std::vector<uint16_t>> before;
   for (int l = 0; l < layers; ++l) {
@@ -369,7 +369,7 @@ void check_copy_blocks(Ops& ops, Rng& rng, Report& rep) {
     }
   }
   const std::vector<std::pair<int32_t, int32_t>> pairs = {{3, 7}, {9, 1}, {31, 30}};
-  ops.copy_kv_blocks(pairs);
+  ops.copy_kv_blocks(*current_kv(), pairs);
   bool ok = true;
   const size_t per_block = size_t(kBlock) * kvh * d;
   int idx = 0;
@@ -558,6 +558,7 @@ int main() {
   Report rep;
   try {
     auto ops = make_cuda_ops(0);
+    KvCacheGuard kv_guard;
     Rng rng(20261129);
     check_residual_dtype(*ops, rep);
     check_embedding(*ops, rng, rep, 1000, 576, 37);

@@ -45,8 +45,10 @@ struct Seq {
 
 // Builds a pool with random K/V for every position of every sequence (blocks shuffled across
 // sequences), runs cpu::paged_attention, and returns max |err| against fp64.
+// kv_dtype kFp8 / kInt8 stores through the 8-bit path (per-row scales); the reference still
+// uses the unrounded K/V, so the error then measures the cache's rounding too.
 double run_case(int heads, int kv_heads, int hd, int block_size, int window, std::vector<Seq> seqs,
-                std::mt19937& rng) {
+                std::mt19937& rng, KvDtype kv_dtype = KvDtype::kF32) {
   const int num_blocks = 1 + std::accumulate(seqs.begin(), seqs.end(), 0, [&](int a, const Seq& s) {
                            return a + (s.ctx + block_size - 1) / block_size;
                          });
@@ -55,9 +57,19 @@ double run_case(int heads, int kv_heads, int hd, int block_size, int window, std
   std::shuffle(ids.begin(), ids.end(), rng);
   size_t next = 0;
   const int row = kv_heads * hd;
-  std::vector<float> kpool(static_cast<size_t>(num_blocks) * block_size * row, NAN);
+  const size_t slots_total = static_cast<size_t>(num_blocks) * block_size;
+  std::vector<float> kpool(slots_total * row, NAN);
   std::vector<float> vpool(kpool.size(), NAN);
-  cpu::PagedKv kv{kpool.data(), vpool.data(), block_size, kv_heads, hd};
+  std::vector<float> kscale(slots_total * kv_heads, NAN), vscale(kscale.size(), NAN);
+  cpu::PagedKv kv;
+  kv.dtype = kv_dtype;
+  kv.k = kpool.data();  // an 8-bit cache uses the first quarter of these bytes
+  kv.v = vpool.data();
+  kv.k_scale = kscale.data();
+  kv.v_scale = vscale.data();
+  kv.block_size = block_size;
+  kv.num_kv_heads = kv_heads;
+  kv.head_dim = hd;
   StepLayout l;
   l.block_size = block_size;
   l.query_start = {0};
@@ -141,13 +153,28 @@ TEST_CASE("cpu paged attention with odd block size and sliding window", "[cpu_op
   }
 }
 
+TEST_CASE("cpu paged attention over an fp8 or int8 KV cache stays near fp64", "[cpu_ops][kv8]") {
+  // Values in [-2, 2]: e4m3 keeps 3 mantissa bits (half a step is 1/16 of a value at worst,
+  // so up to 0.125 here), int8 1/254 of the row's largest magnitude. The attention output
+  // averages many values, so its error is well below the per-element one.
+  std::mt19937 rng(13);
+  const std::vector<Seq> seqs = {{1, 1, {}}, {40, 1, {}}, {33, 33, {}}, {129, 3, {}}};
+  for (const KvDtype t : {KvDtype::kFp8, KvDtype::kInt8}) {
+    INFO(kv_dtype_name(t));
+    const double err = run_case(8, 2, 64, 16, 0, seqs, rng, t);
+    CHECK(err < (t == KvDtype::kFp8 ? 0.1 : 0.01));
+    CHECK(err > 1e-6);  // it really went through the 8-bit store
+    CHECK(run_case(4, 1, 40, 5, 8, seqs, rng, t) < (t == KvDtype::kFp8 ? 0.1 : 0.01));
+  }
+}
+
 TEST_CASE("mixed prefill and decode steps through Ops match full attention", "[cpu_ops]") {
   // Three sequences over four steps: prefill in chunks, decode, a late joiner. After each
   // step every query row is compared with fp64 attention over all keys so far (rope applied
   // by the same fp64 definition), so a wrong slot, block or position shows up.
   const int heads = 8, kv_heads = 2, hd = 32, bs = 4;
   auto ops = make_cpu_ops(2);
-  ops->init_kv_cache({2, 40, bs, kv_heads, hd, DType::kF32});
+  auto kv = ops->make_kv_cache({2, 40, bs, kv_heads, hd, KvDtype::kF32});
   std::mt19937 rng(13);
   RopeConfig rope;
   rope.neox = false;
@@ -203,13 +230,13 @@ TEST_CASE("mixed prefill and decode steps through Ops match full attention", "[c
       V[step[s].first].emplace_back(v.begin() + r * kv_heads * hd,
                                     v.begin() + (r + 1) * kv_heads * hd);
     }
-    ops->begin_step(l);
+    ops->begin_step(l, *kv);
     const AttentionParams attn{heads, kv_heads, hd, scale, 0};
     std::vector<float> out(q.size());
     for (int layer = 0; layer < 2; ++layer) {  // layer 1 holds the same data: pools must not mix
       auto ql = q, kl = k;
-      ops->rope_store_kv(ql.data(), kl.data(), v.data(), layer, attn, rope);
-      ops->paged_attention(ql.data(), layer, attn, out.data());
+      ops->rope_store_kv(*kv, ql.data(), kl.data(), v.data(), layer, attn, rope);
+      ops->paged_attention(*kv, ql.data(), layer, attn, out.data());
     }
     double worst = 0.0;
     for (size_t si = 0; si < step.size(); ++si) {
@@ -236,7 +263,7 @@ TEST_CASE("mixed prefill and decode steps through Ops match full attention", "[c
 
 TEST_CASE("cpu begin_step rejects malformed layouts", "[cpu_ops]") {
   auto ops = make_cpu_ops(1);
-  ops->init_kv_cache({1, 4, 16, 1, 32, DType::kF32});
+  auto kv = ops->make_kv_cache({1, 4, 16, 1, 32, KvDtype::kF32});
   StepLayout good;
   good.tokens = {1, 2};
   good.positions = {0, 1};
@@ -245,23 +272,23 @@ TEST_CASE("cpu begin_step rejects malformed layouts", "[cpu_ops]") {
   good.context_len = {2};
   good.block_table_start = {0, 1};
   good.block_tables = {1};
-  CHECK_NOTHROW(ops->begin_step(good));
+  CHECK_NOTHROW(ops->begin_step(good, *kv));
   auto bad = good;
   bad.block_tables = {4};  // outside the pool
-  CHECK_THROWS_AS(ops->begin_step(bad), Error);
+  CHECK_THROWS_AS(ops->begin_step(bad, *kv), Error);
   bad = good;
   bad.positions = {0, 2};  // beyond context_len
-  CHECK_THROWS_AS(ops->begin_step(bad), Error);
+  CHECK_THROWS_AS(ops->begin_step(bad, *kv), Error);
   bad = good;
   bad.context_len = {17};  // one block cannot hold 17 tokens
-  CHECK_THROWS_AS(ops->begin_step(bad), Error);
+  CHECK_THROWS_AS(ops->begin_step(bad, *kv), Error);
   bad = good;
   bad.slot_mapping = {16, 64};
-  CHECK_THROWS_AS(ops->begin_step(bad), Error);
+  CHECK_THROWS_AS(ops->begin_step(bad, *kv), Error);
   bad = good;
   bad.query_start = {0, 3};
-  CHECK_THROWS_AS(ops->begin_step(bad), Error);
+  CHECK_THROWS_AS(ops->begin_step(bad, *kv), Error);
   bad = good;
   bad.logit_rows = {2};
-  CHECK_THROWS_AS(ops->begin_step(bad), Error);
+  CHECK_THROWS_AS(ops->begin_step(bad, *kv), Error);
 }

@@ -83,7 +83,7 @@ TEST_CASE("cpu upload rejects quantized rows that are not whole blocks", "[cpu_o
 
 TEST_CASE("cpu embedding decodes the rows of a quantized table", "[cpu_ops]") {
   auto ops = make_cpu_ops(2);
-  ops->init_kv_cache({1, 4, 16, 1, 32, DType::kF32});
+  auto kv = ops->make_kv_cache({1, 4, 16, 1, 32, KvDtype::kF32});
   std::mt19937 rng(99);
   const int vocab = 50, dim = 64;
   for (const DType t : kAllTypes) {
@@ -98,7 +98,7 @@ TEST_CASE("cpu embedding decodes the rows of a quantized table", "[cpu_ops]") {
     l.context_len = {4};
     l.block_table_start = {0, 1};
     l.block_tables = {1};
-    ops->begin_step(l);
+    ops->begin_step(l, *kv);
     std::vector<float> out(4 * dim);
     ops->embedding(w, out.data());
     double worst = 0.0;
@@ -108,7 +108,7 @@ TEST_CASE("cpu embedding decodes the rows of a quantized table", "[cpu_ops]") {
     INFO("dtype " << dtype_name(t));
     CHECK(worst < 1e-7);
     l.tokens[1] = vocab;  // out of range
-    ops->begin_step(l);
+    ops->begin_step(l, *kv);
     CHECK_THROWS_AS(ops->embedding(w, out.data()), Error);
   }
 }

@@ -50,12 +50,12 @@ void ref_rope(std::vector<double>& x, int num_heads, int head_dim, int pos, bool
 
 TEST_CASE("cpu add_rms_norm matches fp64", "[cpu_ops]") {
   auto ops = make_cpu_ops(2);
-  ops->init_kv_cache({1, 4, 16, 1, 32, DType::kF32});
+  auto kv = ops->make_kv_cache({1, 4, 16, 1, 32, KvDtype::kF32});
   std::mt19937 rng(5);
   for (const int dim : {8, 576, 1000}) {
     for (const bool with_x : {false, true}) {
       const int rows = 7;
-      ops->begin_step(simple_layout({0, 1, 2, 3, 4, 5, 6}));
+      ops->begin_step(simple_layout({0, 1, 2, 3, 4, 5, 6}), *kv);
       auto h = test::random_floats(rng, rows * dim, -3.0f, 3.0f);
       const auto x = test::random_floats(rng, rows * dim);
       const auto gamma = test::random_floats(rng, dim, 0.5f, 1.5f);
@@ -134,7 +134,7 @@ TEST_CASE("cpu rope rotates q and k in both layouts at the step's positions", "[
   for (const bool neox : {false, true}) {
     for (const float scaling : {0.0f, 8.0f}) {
       auto ops = make_cpu_ops(2);
-      ops->init_kv_cache({1, 4, 16, kv_heads, hd, DType::kF32});
+      auto kv = ops->make_kv_cache({1, 4, 16, kv_heads, hd, KvDtype::kF32});
       RopeConfig rope;
       rope.theta = 10000.0f;
       rope.neox = neox;
@@ -142,13 +142,13 @@ TEST_CASE("cpu rope rotates q and k in both layouts at the step's positions", "[
       rope.original_max_position = 64;  // so that positions up to 3000 cross every band
       const std::vector<int32_t> pos = {0, 1, 7, 100, 3000};
       const int t = static_cast<int>(pos.size());
-      ops->begin_step(simple_layout(pos));
+      ops->begin_step(simple_layout(pos), *kv);
       auto q = test::random_floats(rng, t * heads * hd);
       auto k = test::random_floats(rng, t * kv_heads * hd);
       const auto v = test::random_floats(rng, t * kv_heads * hd);
       const auto q0 = q, k0 = k;
       AttentionParams attn{heads, kv_heads, hd, 0.125f, 0};
-      ops->rope_store_kv(q.data(), k.data(), v.data(), 0, attn, rope);
+      ops->rope_store_kv(*kv, q.data(), k.data(), v.data(), 0, attn, rope);
       const auto inv = cpu::rope_inv_freq(rope, hd);
       double worst = 0.0;
       for (int r = 0; r < t; ++r) {

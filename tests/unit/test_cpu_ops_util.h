@@ -68,6 +68,8 @@ inline std::vector<uint8_t> random_weight(std::mt19937& rng, DType t, int64_t ro
         for (int j = 0; j < qbytes; ++j) *p++ = static_cast<uint8_t>(byte(rng));
       }
       break;
+    default:
+      FAIL("random_weight: no generator for " << tessera::dtype_name(t));
   }
   return out;
 }
@@ -125,6 +127,8 @@ inline std::vector<double> decode_weight(DType t, const std::vector<uint8_t>& by
         }
       }
       break;
+    default:
+      FAIL("decode_weight: no reference decoder for " << tessera::dtype_name(t));
   }
   return out;
 }

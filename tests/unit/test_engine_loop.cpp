@@ -170,7 +170,8 @@ TEST_CASE("dropping the stream cancels the request", "[engine]") {
   }
   CHECK(eventually([&] {
     return kv_empty(*engine) &&
-           reg.render().find("finished_reason=\"cancelled\"} 1") != std::string::npos;
+           reg.render().find("tessera:request_finished_total{finished_reason=\"abort\"} 1") !=
+               std::string::npos;
   }));
 }
 
@@ -303,7 +304,7 @@ TEST_CASE("submit rejects bad requests naming the field", "[engine]") {
   r.sampling.temperature = -1.0f;
   expect_invalid(r, "temperature");
   r = base;
-  r.sampling.n = 9;
+  r.sampling.n = 1025;  // above max_num_seqs is fine (forks wait); above 1024 is not
   expect_invalid(r, "n");
   r = base;
   r.sampling.logprobs = 21;

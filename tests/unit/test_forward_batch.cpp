@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "engine/simple_generate.h"
@@ -139,4 +140,68 @@ TEST_CASE("padding sequences on block 0 leave a decode step's real rows unchange
   model.forward(decode, padded);
   REQUIRE(padded.size() == 8u * vocab);
   for (int i = 0; i < 2 * vocab; ++i) REQUIRE(padded[i] == Approx(plain[i]).margin(1e-4));
+}
+
+TEST_CASE("two models on one Ops keep KV caches of their own", "[forward][kv]") {
+  // A target and a draft model share the backend; each owns its cache, so interleaving
+  // their steps (same block ids in both) changes neither's logits.
+  auto m = load_default_model();
+  if (!m) return;
+  LlamaModel draft(m->loaded.config, m->loaded.weights, *m->ops);
+  const std::vector<int32_t> a = {504, 3575, 282, 4649, 314, 28, 1000};
+  const std::vector<int32_t> b = {9690, 42, 17, 28, 1000, 2000, 5, 6, 7};
+  std::vector<float> alone_a, alone_b;
+  {
+    SequenceRunner r(*m->model, 64);
+    alone_a = r.feed(a);
+  }
+  {
+    SequenceRunner r(draft, 64);
+    alone_b = r.feed(b);
+  }
+  SequenceRunner ra(*m->model, 64), rb(draft, 64);
+  ra.feed(std::span<const int32_t>(a).first(3));
+  rb.feed(std::span<const int32_t>(b).first(5));
+  const std::vector<float> got_a = ra.feed(std::span<const int32_t>(a).subspan(3));
+  const std::vector<float> got_b = rb.feed(std::span<const int32_t>(b).subspan(5));
+  CHECK(got_a == alone_a);
+  CHECK(got_b == alone_b);
+}
+
+TEST_CASE("an fp8 or int8 KV cache keeps the logits close to the f32 one", "[forward][kv8]") {
+  auto m = load_default_model();
+  if (!m) return;
+  LlamaModel& model = *m->model;
+  StepLayout l;
+  l.block_size = 16;
+  l.tokens = {504, 3575, 282, 4649, 314, 28, 1000, 2000, 17, 42, 9690, 5, 6, 7, 8, 9, 10, 11};
+  const int t = static_cast<int>(l.tokens.size());
+  for (int i = 0; i < t; ++i) {
+    l.positions.push_back(i);
+    l.slot_mapping.push_back(16 + i);  // blocks 1 and 2
+  }
+  l.query_start = {0, t};
+  l.context_len = {t};
+  l.block_table_start = {0, 2};
+  l.block_tables = {1, 2};
+  l.logit_rows = {t - 1};
+  std::vector<float> ref;
+  model.init_kv_cache(4, 16, KvDtype::kF32);
+  model.forward(l, ref);
+  for (const KvDtype dt : {KvDtype::kFp8, KvDtype::kInt8}) {
+    model.init_kv_cache(4, 16, dt);
+    CHECK(model.kv_cache().dtype() == dt);
+    CHECK(model.kv_bytes_per_token(dt) < model.kv_bytes_per_token(KvDtype::kF32) / 3);
+    std::vector<float> got;
+    model.forward(l, got);
+    double diff = 0.0, mag = 0.0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+      diff = std::max(diff, static_cast<double>(std::abs(got[i] - ref[i])));
+      mag = std::max(mag, static_cast<double>(std::abs(ref[i])));
+    }
+    INFO(kv_dtype_name(dt) << " max |diff| / max |logit| = " << diff / mag);
+    CHECK(diff / mag < (dt == KvDtype::kFp8 ? 0.08 : 0.02));
+    CHECK(std::max_element(got.begin(), got.end()) - got.begin() ==
+          std::max_element(ref.begin(), ref.end()) - ref.begin());
+  }
 }

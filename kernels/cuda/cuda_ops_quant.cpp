@@ -1,0 +1,153 @@
+// CudaOps for weights kept quantized on the GPU (fp8 / int8 / int4, kernels/weight_scheme.h):
+// upload without dequantizing, and the kernel choice per batch size:
+//   rows <= kMaxQuantGemvRows  the quantized GEMV (dequantization in registers);
+//   fp8, more rows             W8A8: per-token dynamic FP8 activations, cuBLASLt FP8 GEMM,
+//                              then per-token x per-channel output scaling;
+//   int8 / int4, more rows     dequantize the weight to a bf16 scratch, cuBLASLt bf16.
+// The LM head (f32 logits) takes the GEMV in chunks of rows. TESSERA_FP8_GEMM=0 sends fp8
+// weights to the dequantize path as well (a fallback should cuBLASLt FP8 misbehave).
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "common/error.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/quant.h"
+#include "kernels/scheme_ref.h"
+
+namespace tessera::cuda {
+namespace {
+
+constexpr size_t kAlign = 256;
+
+size_t align_up(size_t n) {
+  return (n + kAlign - 1) / kAlign * kAlign;
+}
+
+bool fp8_gemm_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("TESSERA_FP8_GEMM");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
+// Weights this large only reach the LM head, which takes the GEMV: no dequantize scratch.
+constexpr int64_t kMaxScratchRows = 65536;
+
+}  // namespace
+
+bool CudaOps::is_scheme(const Weight& w) {
+  return w.scheme.quantized() && w.scheme.kind != QuantKind::kGguf;
+}
+
+Weight CudaOps::upload_scheme(const HostTensor& t) {
+  const SchemeView v = scheme_view(t);  // validates
+  if (v.rows > INT32_MAX || v.cols > INT32_MAX) {
+    throw Error(ErrorKind::kInvalidArgument, "upload: quantized weight too large");
+  }
+  const size_t data_bytes = v.data_bytes(), scale_bytes = v.scale_count() * sizeof(float);
+  const size_t zero_bytes = v.zero_count(), gidx_bytes = v.g_idx ? size_t(v.cols) * 4 : 0;
+  const size_t total =
+      align_up(data_bytes) + align_up(scale_bytes) + align_up(zero_bytes) + align_up(gidx_bytes);
+  auto* base = static_cast<uint8_t*>(alloc(total));
+  Weight w;
+  w.owner = std::shared_ptr<void>(base, [](void* p) { cudaFree(p); });
+  w.dtype = t.dtype;
+  w.rows = t.rows;
+  w.cols = t.cols;
+  w.scheme = t.scheme;
+  w.num_groups = v.num_groups;
+  size_t at = 0;
+  auto put = [&](const void* src, size_t bytes) -> void* {
+    if (bytes == 0) return nullptr;
+    void* dst = base + at;
+    check_cuda(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "upload(quantized)");
+    at += align_up(bytes);
+    return dst;
+  };
+  w.data = put(v.data, data_bytes);
+  w.scales = static_cast<const float*>(put(v.scales, scale_bytes));
+  w.zeros = static_cast<const uint8_t*>(put(v.zeros, zero_bytes));
+  w.g_idx = static_cast<const int32_t*>(put(v.g_idx, gidx_bytes));
+  if (t.rows <= kMaxScratchRows) {
+    // Reserved now, never inside a graph capture.
+    if (dequant_scratch_.reserve(size_t(t.rows) * t.cols * 2)) clear_graphs();
+    if (t.scheme.kind == QuantKind::kFp8) max_fp8_cols_ = std::max(max_fp8_cols_, t.cols);
+  }
+  return w;
+}
+
+static QuantWeightArgs quant_args(const Weight& w) {
+  QuantWeightArgs a;
+  a.data = w.data;
+  a.scales = w.scales;
+  a.zeros = w.scheme.has_zeros ? w.zeros : nullptr;
+  a.g_idx = w.scheme.act_order ? w.g_idx : nullptr;
+  a.kind = w.scheme.kind;
+  a.group_size = w.scheme.group_size;
+  a.num_groups = static_cast<int>(w.num_groups > 0 ? w.num_groups : 1);
+  a.per_channel = w.scheme.per_channel;
+  a.has_zeros = w.scheme.has_zeros && w.zeros != nullptr;
+  a.n = static_cast<int>(w.rows);
+  a.k = static_cast<int>(w.cols);
+  return a;
+}
+
+void CudaOps::reserve_fp8_activations(int tokens) {
+  if (max_fp8_cols_ == 0) return;
+  const size_t need = align_up(size_t(tokens) * max_fp8_cols_) + size_t(tokens) * 4;
+  if (act_scratch_.reserve(need)) clear_graphs();
+}
+
+void CudaOps::matmul_scheme(const void* x, int rows, const Weight& w, void* out, bool out_f32) {
+  if (rows <= 0) return;
+  const QuantWeightArgs a = quant_args(w);
+  const bool gemv = gemv_quant_supported(a);
+  if (gemv && (rows <= kMaxQuantGemvRows || out_f32)) {
+    // The LM head's rows go through in chunks: its f32 logits have no cuBLASLt path here.
+    for (int r0 = 0; r0 < rows; r0 += kMaxQuantGemvRows) {
+      const int m = std::min(kMaxQuantGemvRows, rows - r0);
+      const void* xr = static_cast<const uint8_t*>(x) + size_t(r0) * a.k * 2;
+      void* o = static_cast<uint8_t*>(out) + size_t(r0) * a.n * (out_f32 ? 4 : 2);
+      check_cuda(launch_gemv_quant(xr, m, a, o, out_f32, stream_), "gemv_quant");
+    }
+    return;
+  }
+  const size_t act_need = align_up(size_t(rows) * a.k) + size_t(rows) * 4;
+  const bool w8a8 = a.kind == QuantKind::kFp8 && fp8_gemm_enabled() && fp8_gemm_ok_ &&
+                    !out_f32 && a.k % 16 == 0 && a.n % 8 == 0;
+  if (w8a8 && act_scratch_.bytes < act_need && !capturing()) {
+    if (act_scratch_.reserve(act_need)) clear_graphs();  // begin_step reserves it normally
+  }
+  if (w8a8 && act_scratch_.bytes >= act_need) {
+    auto* q = static_cast<uint8_t*>(act_scratch_.ptr);
+    auto* scales = reinterpret_cast<float*>(q + align_up(size_t(rows) * a.k));
+    check_cuda(launch_quantize_fp8_rows(x, rows, a.k, q, scales, stream_), "quantize_fp8_rows");
+    try {
+      gemm_->run_fp8(q, rows, a.data, a.n, a.k, out, stream_);
+      check_cuda(launch_scale_output(out, rows, a.n, scales, a.scales, a.per_channel, stream_),
+                 "scale_output");
+      return;
+    } catch (const Error& e) {
+      // No cuBLASLt FP8 algorithm here (its plan is made before any launch): dequantize.
+      std::fprintf(stderr, "tessera: FP8 GEMM unavailable (%s); fp8 weights are dequantized\n",
+                   e.what());
+      fp8_gemm_ok_ = false;
+    }
+  }
+  const size_t need = size_t(a.n) * a.k * 2;
+  if (dequant_scratch_.bytes < need) {
+    if (capturing()) {
+      throw Error(ErrorKind::kInternal, "quantized matmul needs a new scratch inside capture");
+    }
+    if (dequant_scratch_.reserve(need)) clear_graphs();
+  }
+  check_cuda(launch_dequant_weight(a, dequant_scratch_.ptr, stream_), "dequant_weight");
+  gemm_->run(x, rows, dequant_scratch_.ptr, a.n, a.k, out, out_f32, stream_);
+}
+
+}  // namespace tessera::cuda

@@ -1,0 +1,215 @@
+// GPU check of weights kept quantized on the GPU (fp8 / int8 / int4, kernels/weight_scheme.h)
+// and of the fp8 / int8 KV cache: every path of CudaOps (the quantized GEMV at 1..8 rows, the
+// FP8 W8A8 cuBLASLt GEMM and the dequantize + cuBLASLt path at more rows, the LM head, the
+// fused projections falling back per weight) against the CPU backend on the same random
+// weights and inputs (the CPU backend is the readable reference; its result equals the fp64
+// dot of the dequantized weight up to f32 summation order).
+//
+// Tolerances (||gpu - cpu|| / ||cpu||): 1e-2 where the only difference is bf16 rounding of x
+// and of the output; 6e-2 for FP8 W8A8 (activations rounded to e4m3 per token: 3 mantissa
+// bits, about 2-3% relative error of a dot of random data).
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/quant.h"
+#include "kernels/quantize.h"
+#include "tests/gpu/check_common.h"
+
+using namespace tessera;
+using namespace tessera::gpu_check;
+
+namespace {
+
+QuantScheme scheme(QuantKind k, int group, bool per_channel, bool zeros, bool act_order) {
+  QuantScheme s;
+  s.kind = k;
+  s.group_size = group;
+  s.per_channel = per_channel;
+  s.has_zeros = zeros;
+  s.act_order = act_order;
+  return s;
+}
+
+std::string name_of(const QuantScheme& s) {
+  return std::string(quant_kind_name(s.kind)) + (s.per_channel ? "/chan" : "") +
+         (s.group_size ? "/g" + std::to_string(s.group_size) : "") + (s.has_zeros ? "/zp" : "") +
+         (s.act_order ? "/act" : "");
+}
+
+// Runs matmul (or lm_head) with the same quantized weight on both backends.
+void check_scheme_matmul(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, const QuantScheme& s, int rows,
+                         int n, int k, bool lm_head) {
+  std::vector<float> wf(size_t(n) * k);
+  for (auto& v : wf) v = rng.normal(0.05f);
+  const QuantizedTensor q = quantize_weight(host_tensor(DType::kF32, n, k, wf.data()), s);
+  const Weight wg = gpu.upload(q.view), wc = cpu.upload(q.view);
+  Bf16Data x = random_bf16(rng, size_t(rows) * k);
+  std::vector<float> xf(x.values.begin(), x.values.end());
+  std::vector<float> ref(size_t(rows) * n);
+  if (lm_head) {
+    cpu.lm_head(xf.data(), rows, wc, ref.data());
+  } else {
+    cpu.matmul(xf.data(), rows, wc, ref.data());
+  }
+  DevBuf dx(gpu, x.bits.size() * 2), out(gpu, size_t(rows) * n * (lm_head ? 4 : 2));
+  dx.upload(x.bits);
+  out.poison();
+  std::vector<double> got;
+  if (lm_head) {
+    gpu.lm_head(dx.get(), rows, wg, static_cast<float*>(out.get()));
+    const auto f = out.download<float>(size_t(rows) * n);
+    got.assign(f.begin(), f.end());
+  } else {
+    gpu.matmul(dx.get(), rows, wg, out.get());
+    got = bf16_to_doubles(out.download<uint16_t>(size_t(rows) * n));
+  }
+  const ErrorStats st = compare(got, std::vector<double>(ref.begin(), ref.end()), n);
+  const bool w8a8 = s.kind == QuantKind::kFp8 && rows > cuda::kMaxQuantGemvRows && !lm_head;
+  const double tol = w8a8 ? 6e-2 : 1e-2;
+  char name[160];
+  std::snprintf(name, sizeof name, "%s/%s rows=%d n=%d k=%d%s", lm_head ? "lm_head" : "matmul",
+                name_of(s).c_str(), rows, n, k, w8a8 ? " (fp8 W8A8 cuBLASLt)" : "");
+  rep.check(bf16_ok(st, tol, 3 * tol), name, describe(st));
+}
+
+// matmul_multi and gate_up_silu with quantized weights equal the separate matmuls.
+void check_fused(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, int rows) {
+  const int k = 1024, n = 512;
+  std::vector<float> a(size_t(n) * k), b(a.size());
+  for (auto& v : a) v = rng.normal(0.05f);
+  for (auto& v : b) v = rng.normal(0.05f);
+  const QuantizedTensor qa =
+      quantize_weight(host_tensor(DType::kF32, n, k, a.data()), QuantKind::kInt4, 128);
+  const QuantizedTensor qb =
+      quantize_weight(host_tensor(DType::kF32, n, k, b.data()), QuantKind::kFp8, 0);
+  const Weight ga = gpu.upload(qa.view), gb = gpu.upload(qb.view);
+  const Weight ca = cpu.upload(qa.view), cb = cpu.upload(qb.view);
+  Bf16Data x = random_bf16(rng, size_t(rows) * k);
+  std::vector<float> xf(x.values.begin(), x.values.end());
+  std::vector<float> ra(size_t(rows) * n), rb(ra.size()), rs(ra.size()), scratch(ra.size());
+  const Weight* cws[] = {&ca, &cb};
+  void* const couts[] = {ra.data(), rb.data()};
+  cpu.matmul_multi(xf.data(), rows, cws, couts);
+  cpu.gate_up_silu(xf.data(), rows, ca, cb, scratch.data(), rs.data());
+  DevBuf dx(gpu, x.bits.size() * 2), oa(gpu, ra.size() * 2), ob(gpu, ra.size() * 2),
+      os(gpu, ra.size() * 2), sc(gpu, ra.size() * 2);
+  dx.upload(x.bits);
+  oa.poison();
+  ob.poison();
+  os.poison();
+  const Weight* gws[] = {&ga, &gb};
+  void* const gouts[] = {oa.get(), ob.get()};
+  gpu.matmul_multi(dx.get(), rows, gws, gouts);
+  gpu.gate_up_silu(dx.get(), rows, ga, gb, sc.get(), os.get());
+  auto cmp = [&](DevBuf& d, const std::vector<float>& r) {
+    return compare(bf16_to_doubles(d.download<uint16_t>(r.size())),
+                   std::vector<double>(r.begin(), r.end()), n);
+  };
+  const double tol = rows > cuda::kMaxQuantGemvRows ? 6e-2 : 1e-2;
+  const ErrorStats sa = cmp(oa, ra), sb = cmp(ob, rb), ss = cmp(os, rs);
+  rep.check(bf16_ok(sa) && bf16_ok(sb, tol, 3 * tol) && bf16_ok(ss, tol, 3 * tol),
+            "fused int4+fp8 rows=" + std::to_string(rows),
+            "multi[int4] " + describe(sa) + " | multi[fp8] " + describe(sb) + " | gate_up " +
+                describe(ss));
+}
+
+// An 8-bit (or bf16) KV cache on both backends: a prefill step then a decode step, each
+// rope_store_kv + paged_attention, the CPU cache of the same dtype as the reference. The
+// two quantize slightly different k (the GPU rounds the rotated k to bf16 first), so codes
+// may differ by one step here and there.
+void check_kv_cache(Ops& gpu, Ops& cpu, Report& rep, KvDtype dtype, int head_dim) {
+  const int kv_heads = 2, heads = 8, blocks = 64, bs = 16;
+  KvCacheShape shape{1, blocks, bs, kv_heads, head_dim, dtype, heads};
+  auto gkv = gpu.make_kv_cache(shape);
+  auto ckv = cpu.make_kv_cache(shape);
+  AttentionParams attn{heads, kv_heads, head_dim, 1.0f / std::sqrt(float(head_dim)), 0};
+  RopeConfig rope;
+  rope.theta = 500000.f;
+  rope.neox = true;
+  Rng rng(99);
+  double worst = 0, sum = 0;
+  int steps = 0;
+  for (const auto& [qlens, ctxs] :
+       {std::pair<std::vector<int>, std::vector<int>>{{37, 5, 64}, {37, 5, 64}},
+        {{1, 1, 1}, {38, 6, 65}}}) {
+    Rng layout_rng(7);  // the same block tables in both steps
+    const StepLayout l = build_layout(layout_rng, qlens, ctxs, bs, blocks);
+    const size_t t = l.tokens.size();
+    Bf16Data q = random_bf16(rng, t * heads * head_dim),
+             k = random_bf16(rng, t * kv_heads * head_dim),
+             v = random_bf16(rng, t * kv_heads * head_dim);
+    std::vector<float> cq(q.values.begin(), q.values.end()), ck(k.values.begin(), k.values.end()),
+        cv(v.values.begin(), v.values.end()), cout(cq.size());
+    cpu.begin_step(l, *ckv);
+    cpu.rope_store_kv(*ckv, cq.data(), ck.data(), cv.data(), 0, attn, rope);
+    cpu.paged_attention(*ckv, cq.data(), 0, attn, cout.data());
+    DevBuf dq(gpu, q.bits.size() * 2), dk(gpu, k.bits.size() * 2), dv(gpu, v.bits.size() * 2),
+        dout(gpu, q.bits.size() * 2);
+    dq.upload(q.bits);
+    dk.upload(k.bits);
+    dv.upload(v.bits);
+    dout.poison();
+    gpu.begin_step(l, *gkv);
+    gpu.rope_store_kv(*gkv, dq.get(), dk.get(), dv.get(), 0, attn, rope);
+    gpu.paged_attention(*gkv, dq.get(), 0, attn, dout.get());
+    const ErrorStats st = compare(bf16_to_doubles(dout.download<uint16_t>(q.bits.size())),
+                                  std::vector<double>(cout.begin(), cout.end()), head_dim);
+    worst = std::max(worst, st.worst_row);
+    sum += st.rel;
+    ++steps;
+    const double tol = dtype == KvDtype::kFp8 ? 3e-2 : 1.5e-2;
+    rep.check(bf16_ok(st, tol, 4 * tol),
+              std::string("kv_cache/") + kv_dtype_name(dtype) + " D=" + std::to_string(head_dim) +
+                  (steps == 1 ? " prefill" : " decode"),
+              describe(st));
+  }
+  gkv.reset();
+}
+
+}  // namespace
+
+int main() {
+  Report rep;
+  try {
+    auto gpu = make_cuda_ops(0);
+    KvCacheGuard kv_guard;
+    auto cpu = make_cpu_ops(0);
+    Rng rng(20261201);
+    const std::vector<QuantScheme> schemes = {
+        scheme(QuantKind::kFp8, 0, true, false, false),
+        scheme(QuantKind::kFp8, 0, false, false, false),
+        scheme(QuantKind::kInt8, 128, false, false, false),
+        scheme(QuantKind::kInt8, 0, false, false, false),
+        scheme(QuantKind::kInt4, 128, false, true, false),
+        scheme(QuantKind::kInt4, 128, false, false, false),
+        scheme(QuantKind::kInt4, 64, false, true, true),    // GPTQ act order
+        scheme(QuantKind::kInt8, 48, false, false, false),  // groups straddling 16-byte units
+    };
+    for (const QuantScheme& s : schemes) {
+      for (int rows : {1, 3, 8, 9, 64})
+        check_scheme_matmul(*gpu, *cpu, rng, rep, s, rows, 1000, 2048, false);
+      check_scheme_matmul(*gpu, *cpu, rng, rep, s, 300, 512, 1024, false);
+      check_scheme_matmul(*gpu, *cpu, rng, rep, s, 1, 4096, 4096, false);
+      check_scheme_matmul(*gpu, *cpu, rng, rep, s, 11, 3000, 512, true);
+    }
+    // The Llama-3.1-8B MLP shapes at decode and prefill sizes.
+    for (QuantKind k : {QuantKind::kFp8, QuantKind::kInt4}) {
+      const QuantScheme s = k == QuantKind::kFp8 ? schemes[0] : schemes[4];
+      check_scheme_matmul(*gpu, *cpu, rng, rep, s, 2, 14336, 4096, false);
+      check_scheme_matmul(*gpu, *cpu, rng, rep, s, 5, 4096, 14336, false);
+      check_scheme_matmul(*gpu, *cpu, rng, rep, s, 128, 4096, 14336, false);
+    }
+    for (int rows : {1, 4, 16}) check_fused(*gpu, *cpu, rng, rep, rows);
+    for (KvDtype t : {KvDtype::kBF16, KvDtype::kFp8, KvDtype::kInt8}) {
+      for (int d : {64, 128}) check_kv_cache(*gpu, *cpu, rep, t, d);
+    }
+    rep.check(dynamic_cast<cuda::CudaOps&>(*gpu).fp8_gemm_active(), "fp8_gemm_active",
+              "cuBLASLt FP8 ran the W8A8 rows (else they fell back to dequantize + bf16)");
+  } catch (const std::exception& e) {
+    rep.check(false, "exception", e.what());
+  }
+  return rep.finish("quant_check");
+}
