@@ -14,6 +14,10 @@ struct EngineConfig {
   std::string device = "auto";    // auto | cpu | cuda
   int num_threads = 0;            // CPU backend; 0 = all cores
   int tensor_parallel = 1;
+  // Tensor parallelism: where workers reach rank 0 (port 0: any free port), and whether the
+  // server starts them itself (one per local GPU) or they are started as `tessera worker`.
+  std::string tp_master = "127.0.0.1:0";
+  bool tp_spawn_workers = true;
 
   // KV cache: a byte budget on CPU, a fraction of free memory on GPU.
   int64_t kv_cache_bytes = 256ll << 20;

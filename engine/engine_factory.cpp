@@ -10,9 +10,13 @@
 #include "engine/kv_sizing.h"
 #include "engine/model_runner.h"
 #include "engine/null_tokenizer.h"
+#include "engine/tp_group.h"
+#include "engine/tp_worker.h"
 #include "kernels/ops.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
+#include "model/tp_model.h"
+#include "model/tp_shard.h"
 #include "model/weights.h"
 
 namespace tessera {
@@ -23,7 +27,9 @@ namespace {
 struct ModelResources {
   LoadedModel loaded;
   std::unique_ptr<Ops> ops;
+  TpShard shard;
   std::unique_ptr<LlamaModel> model;
+  std::unique_ptr<TpGroup> tp;  // first to go: workers leave before rank 0's model does
 };
 
 std::string served_name(const EngineConfig& c) {
@@ -37,9 +43,9 @@ std::string served_name(const EngineConfig& c) {
 std::unique_ptr<Ops> make_backend(const EngineConfig& c, std::string& device) {
   device = c.device;
   if (device == "auto") device = cuda_available() ? "cuda" : "cpu";
-  if (c.tensor_parallel != 1)
+  if (c.tensor_parallel != 1 && device != "cuda")
     throw Error(ErrorKind::kUnsupported, "tensor_parallel=" + std::to_string(c.tensor_parallel) +
-                                             " is not implemented by this engine build; use 1");
+                                             " needs the CUDA backend (device " + device + ")");
   if (device == "cuda") return make_cuda_ops(0);
   return make_cpu_ops(c.num_threads);
 }
@@ -72,17 +78,30 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   spdlog::info("loading model {} (device {}, backend {}) ...", config.model, device,
                res->ops->name());
   const auto t0 = Clock::now();
+  if (config.tensor_parallel > 1) {
+    // Workers start loading while rank 0 does.
+    TpGroupOptions o;
+    o.world = config.tensor_parallel;
+    o.master = config.tp_master;
+    o.spawn_local = config.tp_spawn_workers;
+    res->tp = std::make_unique<TpGroup>(o);
+  }
   res->loaded = load_model(config.model);
   const ModelConfig& mc = res->loaded.config;
+  if (res->tp)
+    res->shard =
+        make_tp_shard(mc, 0, config.tensor_parallel, tp_ffn_alignment(res->loaded.weights));
   spdlog::info("loading model: weights read in {:.1f} s; uploading {} layers",
                std::chrono::duration<double>(Clock::now() - t0).count(), mc.num_layers);
   // About ten progress lines, whatever the depth, and always the last one.
   const int every = std::max(1, mc.num_layers / 10);
   res->model = std::make_unique<LlamaModel>(
-      mc, res->loaded.weights, *res->ops, [every](int done, int total) {
+      mc, res->loaded.weights, *res->ops,
+      [every](int done, int total) {
         if (done % every == 0 || done == total)
           spdlog::info("loading model: {}/{} layers uploaded", done, total);
-      });
+      },
+      res->tp ? &res->shard : nullptr);
   spdlog::info(
       "model loaded in {:.1f} s: {} layers, hidden {}, {} heads / {} kv heads, vocab {}, "
       "{:.0f}M parameters",
@@ -92,7 +111,7 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   KvSizingInput in;
   in.budget_bytes = kv_budget(config, device, *res->ops);
   in.num_layers = mc.num_layers;
-  in.num_kv_heads = mc.num_kv_heads;
+  in.num_kv_heads = res->model->config().num_kv_heads;  // this rank's under tensor parallelism
   in.head_dim = mc.head_dim;
   KvDtype kv_dtype = KvDtype::kAuto;
   parse_kv_dtype(config.kv_cache_dtype.c_str(), kv_dtype);  // validated above
@@ -108,6 +127,21 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
                  mc.max_position_embeddings, kv.max_model_len);
   spdlog::info("{} (KV dtype {})", kv.summary, kv_dtype_name(kv_dtype));
   res->model->init_kv_cache(kv.num_blocks, config.block_size, kv_dtype);
+  if (res->tp) {
+    TpBootstrap boot;
+    boot.model = config.model;
+    boot.kv_dtype = kv_dtype_name(kv_dtype);
+    boot.num_blocks = kv.num_blocks;
+    boot.block_size = config.block_size;
+    boot.nccl_id = res->ops->make_collective_id();
+    res->tp->start(boot.to_json());
+    res->ops->join_collectives(boot.nccl_id, 0, config.tensor_parallel);
+    Ops* ops = res->ops.get();
+    res->tp->watch([ops](const std::string&) { ops->abort_collectives(); });
+    spdlog::info("tensor parallel: {} ranks, {} heads / {} KV heads and {} MLP rows per rank",
+                 config.tensor_parallel, res->shard.num_heads, res->shard.num_kv_heads,
+                 res->shard.ffn_end - res->shard.ffn_begin);
+  }
 
   EngineParts parts;
   parts.config = config;
@@ -137,8 +171,13 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   LlamaModel* model = res->model.get();
   const int block_size = config.block_size;
   const bool pad_decode = device == "cuda";  // decode steps replay from CUDA graphs
-  parts.make_executor = [model, block_size, pad_decode](const SamplingSource& source) {
-    return std::make_unique<ModelRunner>(*model, block_size, source, pad_decode);
+  TpGroup* tp = res->tp.get();
+  parts.make_executor = [model, block_size, pad_decode, tp](const SamplingSource& source) {
+    auto runner = std::make_unique<ModelRunner>(*model, block_size, source, pad_decode);
+    if (tp != nullptr)
+      runner->set_step_forwarder([tp](std::span<const std::pair<int32_t, int32_t>> copies,
+                                      const StepLayout& layout) { tp->send_step(copies, layout); });
+    return runner;
   };
   parts.resources = res;
   spdlog::info(

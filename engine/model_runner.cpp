@@ -42,18 +42,20 @@ ModelRunner::ModelRunner(LlamaModel& model, int block_size, const SamplingSource
 
 StepOutput ModelRunner::execute(const StepPlan& plan) {
   StepOutput out;
-  if (!plan.copies.empty()) {
-    std::vector<std::pair<int32_t, int32_t>> pairs;
-    pairs.reserve(plan.copies.size());
-    for (const BlockCopy& c : plan.copies) pairs.emplace_back(c.src, c.dst);
-    model_.copy_kv_blocks(pairs);
+  std::vector<std::pair<int32_t, int32_t>> pairs;
+  pairs.reserve(plan.copies.size());
+  for (const BlockCopy& c : plan.copies) pairs.emplace_back(c.src, c.dst);
+  if (!pairs.empty()) model_.copy_kv_blocks(pairs);
+  if (plan.empty()) {
+    if (forward_step_ && !pairs.empty()) forward_step_(pairs, StepLayout{});
+    return out;
   }
-  if (plan.empty()) return out;
 
   StepLayout layout = build_step_layout(plan, block_size_);
   const size_t rows = layout.logit_rows.size();
   if (pad_decode_batches_ && is_decode_only(layout))
     pad_decode_step(layout, padded_decode_batch(layout.num_seqs()) - layout.num_seqs());
+  if (forward_step_) forward_step_(pairs, layout);
   const float* logits = model_.forward_on_device(layout);
   if (rows == 0) return out;
   Ops& ops = model_.ops();

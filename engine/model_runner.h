@@ -10,6 +10,7 @@
 // graphs, decode steps are padded to a few batch sizes so that each size is captured once.
 //
 // Not thread-safe: the engine thread owns it.
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
@@ -76,7 +77,14 @@ class ModelRunner final : public StepExecutor {
   // Runs the plan's copies and forward pass, then samples. An empty plan does nothing.
   StepOutput execute(const StepPlan& plan) override;
 
+  // Tensor parallelism: called with each step's block copies and layout before rank 0 runs
+  // it, so the other ranks run the same step (engine/tp_group.h).
+  using StepForwarder = std::function<void(std::span<const std::pair<int32_t, int32_t>> copies,
+                                           const StepLayout& layout)>;
+  void set_step_forwarder(StepForwarder f) { forward_step_ = std::move(f); }
+
  private:
+  StepForwarder forward_step_;
   LlamaModel& model_;
   int block_size_;
   const SamplingSource& source_;

@@ -251,7 +251,7 @@ TpWorker::Received TpWorker::receive(std::string& frame, milliseconds idle) {
   if (!wait_fd(fd_, POLLIN, Clock::now() + idle)) return Received::kIdle;
   // A frame that has begun arrives whole within a generous bound, or rank 0 is broken.
   return recv_frame(fd_, frame, Clock::now() + milliseconds(30000), "rank 0") ? Received::kFrame
-                                                                               : Received::kClosed;
+                                                                              : Received::kClosed;
 }
 
 }  // namespace tessera

@@ -26,7 +26,9 @@ TpGroup::TpGroup(const TpGroupOptions& options) : options_(options) {
   if (options_.spawn_local) spawn_workers(master_->port());
 }
 
-TpGroup::~TpGroup() { shutdown(); }
+TpGroup::~TpGroup() {
+  shutdown();
+}
 
 void TpGroup::spawn_workers(int port) {
   // NVLink multicast stays off (the GPU hosts here require it); workers inherit the setting.
@@ -40,9 +42,9 @@ void TpGroup::spawn_workers(int port) {
     if (pid == 0) {
       // A worker never outlives the server that started it.
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      const char* argv[] = {"tessera", "worker",  "--rank",   r.c_str(),   "--world-size",
-                            w.c_str(), "--master", master.c_str(), "--device", dev.c_str(),
-                            nullptr};
+      const char* argv[] = {"tessera",      "worker",    "--rank",   r.c_str(),
+                            "--world-size", w.c_str(),   "--master", master.c_str(),
+                            "--device",     dev.c_str(), nullptr};
       ::execv("/proc/self/exe", const_cast<char* const*>(argv));
       std::_Exit(127);
     }
@@ -54,9 +56,9 @@ std::string TpGroup::dead_child() const {
   for (size_t i = 0; i < children_.size(); ++i) {
     int status = 0;
     if (children_[i] > 0 && ::waitpid(children_[i], &status, WNOHANG) == children_[i]) {
-      const std::string how = WIFEXITED(status) ? "exited with " + std::to_string(WEXITSTATUS(status))
-                                                : "was killed by signal " +
-                                                      std::to_string(WTERMSIG(status));
+      const std::string how = WIFEXITED(status)
+                                  ? "exited with " + std::to_string(WEXITSTATUS(status))
+                                  : "was killed by signal " + std::to_string(WTERMSIG(status));
       return "worker " + std::to_string(i + 1) + " " + how;
     }
   }
@@ -68,8 +70,8 @@ void TpGroup::start(const std::string& bootstrap) {
     master_->accept_workers(bootstrap, options_.connect_timeout);
   } catch (const Error& e) {
     const std::string dead = dead_child();
-    throw Error(ErrorKind::kInternal, dead.empty() ? e.what() : "tensor parallel: " + dead +
-                                                                    " during start-up");
+    throw Error(ErrorKind::kInternal,
+                dead.empty() ? e.what() : "tensor parallel: " + dead + " during start-up");
   }
   spdlog::info("tensor parallel: {} workers joined", options_.world - 1);
 }
@@ -112,7 +114,8 @@ std::string TpGroup::failure() const {
 
 void TpGroup::send_step(std::span<const std::pair<int32_t, int32_t>> copies,
                         const StepLayout& layout) {
-  if (failed_.load()) throw Error(ErrorKind::kInternal, "tensor parallel group failed: " + failure());
+  if (failed_.load())
+    throw Error(ErrorKind::kInternal, "tensor parallel group failed: " + failure());
   TpStepFrame f;
   f.copies.assign(copies.begin(), copies.end());
   f.layout = layout;

@@ -4,15 +4,15 @@
 #include <chrono>
 #include <thread>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "engine/tp_channel.h"
 #include "engine/tp_frame.h"
-#include "model/tp_model.h"
 #include "kernels/ops.h"
 #include "model/llama_model.h"
+#include "model/tp_model.h"
 #include "model/tp_shard.h"
 #include "model/weights.h"
 
@@ -39,7 +39,8 @@ std::string from_hex(const std::string& hex) {
   };
   if (hex.size() % 2 != 0) throw Error(ErrorKind::kInvalidArgument, "tensor parallel: odd hex");
   std::string out;
-  for (size_t i = 0; i < hex.size(); i += 2) out += static_cast<char>(v(hex[i]) * 16 + v(hex[i + 1]));
+  for (size_t i = 0; i < hex.size(); i += 2)
+    out += static_cast<char>(v(hex[i]) * 16 + v(hex[i + 1]));
   return out;
 }
 
@@ -119,7 +120,7 @@ int run_tp_worker(const TpWorkerArgs& args) {
       if (f.kind == TpStepFrame::Kind::kShutdown) break;
       step_started_ms = now_ms();
       if (!f.copies.empty()) tm.model->copy_kv_blocks(f.copies);
-      tm.model->forward_on_device(f.layout);
+      if (f.layout.num_tokens() > 0) tm.model->forward_on_device(f.layout);
       ops->synchronize();
       step_started_ms = -1;
     }

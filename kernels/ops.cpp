@@ -30,4 +30,17 @@ void Ops::gate_up_silu(const void* x, int rows, const Weight& gate, const Weight
   silu_mul(out, scratch, int64_t{rows} * gate.rows, out);
 }
 
+std::string Ops::make_collective_id() {
+  throw Error(ErrorKind::kUnsupported,
+              "tensor parallelism needs the CUDA backend (" + name() + " has no collectives)");
+}
+
+void Ops::join_collectives(const std::string&, int, int world) {
+  if (world != 1) make_collective_id();  // throws the same clear line
+}
+
+void Ops::all_reduce_sum(void*, int64_t) {
+  make_collective_id();
+}
+
 }  // namespace tessera

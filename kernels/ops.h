@@ -196,6 +196,17 @@ class Ops {
     return false;
   }
   virtual void graph_capture_end() {}
+
+  // Tensor parallelism: one rank per GPU (kernels/cuda, over NCCL). Rank 0 makes the id and
+  // sends it to the other ranks; every rank joins with it before loading its shard. The
+  // defaults serve one rank only (the CPU backend).
+  virtual std::string make_collective_id();
+  virtual void join_collectives(const std::string& id, int rank, int world);
+  // From any thread: collectives waiting on a dead rank return (with an error) instead of
+  // hanging; the backend's collectives are unusable afterwards.
+  virtual void abort_collectives() {}
+  // buf: [count] in activation_dtype(), replaced by its sum over the ranks (graph-capturable).
+  virtual void all_reduce_sum(void* buf, int64_t count);
 };
 
 // Backend factories. make_cuda_ops throws when CUDA was not compiled in or no GPU exists.

@@ -52,15 +52,19 @@ struct LlamaModel::Impl {
   RmsNorm output_norm;
   Linear output;
   std::unique_ptr<KvCache> kv;
+  bool has_lm_head = true;
+  std::vector<std::shared_ptr<void>> slices;  // host copies of column slices (borrowed by CPU)
 
   // Activations, sized for the largest step seen so far.
   Buffer h, xn, q, k, v, attn, proj, gate, up, last, logits;
 };
 
 LlamaModel::LlamaModel(const ModelConfig& config, const WeightSet& weights, Ops& ops,
-                       const LayerProgress& on_layer)
-    : config_(config), ops_(ops), impl_(std::make_unique<Impl>()) {
-  const ModelConfig& c = config_;
+                       const LayerProgress& on_layer, const TpShard* shard)
+    : config_(shard != nullptr ? shard_config(config, *shard) : config),
+      ops_(ops),
+      impl_(std::make_unique<Impl>()) {
+  const ModelConfig& c = config;  // the whole model's shapes: the files hold them
   if (c.hidden_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 || c.num_kv_heads <= 0 ||
       c.head_dim <= 0 || c.vocab_size <= 0 || c.intermediate_size <= 0 ||
       c.num_heads % c.num_kv_heads != 0) {
@@ -71,12 +75,14 @@ LlamaModel::LlamaModel(const ModelConfig& config, const WeightSet& weights, Ops&
   m.embed.table = load_weight(ops_, weights, "token_embd.weight", c.vocab_size, dim);
   m.output_norm = {load_weight(ops_, weights, "output_norm.weight", 1, dim), c.rms_norm_eps};
   // A model ties its LM head to the embedding when it ships no output.weight.
-  m.output = Linear(weights.has("output.weight")
-                        ? load_weight(ops_, weights, "output.weight", c.vocab_size, dim)
-                        : m.embed.table);
+  m.has_lm_head = shard == nullptr || shard->rank == 0;
+  if (m.has_lm_head)
+    m.output = Linear(weights.has("output.weight")
+                          ? load_weight(ops_, weights, "output.weight", c.vocab_size, dim)
+                          : m.embed.table);
   m.layers.reserve(c.num_layers);
   for (int i = 0; i < c.num_layers; ++i) {
-    m.layers.push_back(load_decoder_layer(ops_, weights, c, i));
+    m.layers.push_back(load_decoder_layer(ops_, weights, c, i, shard, &m.slices));
     if (on_layer) on_layer(i + 1, c.num_layers);
   }
 }
@@ -147,7 +153,7 @@ const float* LlamaModel::forward_on_device(const StepLayout& layout) {
   const bool replayed = decode_only && ops_.graph_replay(key);
   const bool capturing = decode_only && !replayed && ops_.graph_capture_begin(key);
   if (!replayed) run_step(layout, capturing);
-  return num_logits == 0 ? nullptr : m.logits.f32();
+  return num_logits == 0 || !m.has_lm_head ? nullptr : m.logits.f32();
 }
 
 void LlamaModel::forward(const StepLayout& layout, std::vector<float>& logits) {
@@ -178,7 +184,7 @@ void LlamaModel::run_step(const StepLayout& layout, bool capturing) {
     pending = m.proj.get();
   }
   m.output_norm.forward(ops_, m.h.get(), pending, m.xn.get());
-  if (num_logits > 0) {
+  if (num_logits > 0 && m.has_lm_head) {
     ops_.gather_logit_rows(m.xn.get(), config_.hidden_size, m.last.get());
     m.output.forward_logits(ops_, m.last.get(), num_logits, m.logits.f32());
   }

@@ -7,6 +7,7 @@
 
 #include "kernels/ops.h"
 #include "model/model_config.h"
+#include "model/tp_shard.h"
 #include "model/weights.h"
 
 namespace tessera {
@@ -20,8 +21,11 @@ class LlamaModel {
  public:
   // on_layer(done, total) after each layer's weights reach the backend (load progress).
   using LayerProgress = std::function<void(int done, int total)>;
+  // shard: this rank's part under tensor parallelism (model/tp_shard.h); config() is then
+  // the shard's (its heads and MLP rows). Rank 0 alone computes logits (the LM head whole);
+  // other ranks return no logits. ops must have joined the collectives already.
   LlamaModel(const ModelConfig& config, const WeightSet& weights, Ops& ops,
-             const LayerProgress& on_layer = {});
+             const LayerProgress& on_layer = {}, const TpShard* shard = nullptr);
   ~LlamaModel();
 
   // Creates this model's paged KV cache through the backend (replacing any earlier one).

@@ -18,6 +18,9 @@ struct TpModel {
   std::unique_ptr<LlamaModel> model;
 };
 
+// The MLP split's alignment: storage blocks / quantization groups of the down projection.
+int64_t tp_ffn_alignment(const WeightSet& weights);
+
 TpModel load_tp_model(const std::string& path, const std::string& quantization, Ops& ops, int rank,
                       int world);
 

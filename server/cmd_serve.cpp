@@ -13,13 +13,13 @@
 #include <CLI/CLI.hpp>
 
 #include "common/error.h"
-#include "server/log_format.h"
 #include "common/metrics.h"
 #include "engine/engine.h"
 #include "engine/engine_factory.h"
 #include "model/chat_template.h"
 #include "server/commands.h"
 #include "server/http_server.h"
+#include "server/log_format.h"
 #include "server/serve_config.h"
 #ifdef TESSERA_HAVE_GRPC
 #include "server/grpc_server.h"
@@ -35,6 +35,9 @@ struct ServeCli {
   std::string model, served_model_name, host, device, policy, api_key, log_level, log_format;
   std::string grpc_host, kv_cache_dtype;
   int port = 0, grpc_port = 0, max_num_seqs = 0, max_num_batched_tokens = 0, num_threads = 0;
+  int tensor_parallel_size = 0;
+  std::string tp_master;
+  bool tp_external_workers = false;
   int max_model_len = 0, static_batch_size = 0, max_waiting = 0, health_stall_timeout_ms = 0;
   int drain_timeout_s = 0;
   int64_t kv_cache_mb = 0;
@@ -79,6 +82,18 @@ void define_options(CLI::App* cmd, ServeCli& cli) {
        [](ServeConfig& c, const std::string& v) { c.grpc_host = v; });
   flag(cmd, cli, "--device", cli.device, "auto | cpu | cuda",
        [](ServeConfig& c, const std::string& v) { c.engine.device = v; });
+  flag(cmd, cli, "--tensor-parallel-size", cli.tensor_parallel_size,
+       "GPUs (one process each) one model is split over (default 1)",
+       [](ServeConfig& c, int v) { c.engine.tensor_parallel = v; });
+  flag(cmd, cli, "--tp-master", cli.tp_master,
+       "HOST:PORT the tensor-parallel workers connect to (default 127.0.0.1:0, any port)",
+       [](ServeConfig& c, const std::string& v) { c.engine.tp_master = v; });
+  CLI::Option* tx = cmd->add_flag(
+      "--tp-external-workers", cli.tp_external_workers,
+      "Workers are started by hand (`tessera worker --master ...`, e.g. on other nodes)");
+  tx->envname(env_name("--tp-external-workers"));
+  cli.overrides.emplace_back(
+      tx, [&cli](ServeConfig& c) { c.engine.tp_spawn_workers = !cli.tp_external_workers; });
   flag(cmd, cli, "--policy", cli.policy, "Batching: static | dynamic | continuous",
        [](ServeConfig& c, const std::string& v) { c.engine.policy = parse_batching_policy(v); });
   flag(cmd, cli, "--max-num-seqs", cli.max_num_seqs, "Sequences per step at most",

@@ -10,5 +10,6 @@ void register_generate_command(CLI::App& app);
 void register_tokenize_command(CLI::App& app);
 void register_serve_command(CLI::App& app);
 void register_perplexity_command(CLI::App& app);
+void register_worker_command(CLI::App& app);
 
 }  // namespace tessera

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   tessera::register_tokenize_command(app);
   tessera::register_serve_command(app);
   tessera::register_perplexity_command(app);
+  tessera::register_worker_command(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -1,4 +1,5 @@
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/nccl_comm.h"
 
 #include <cuda_bf16.h>
 

@@ -20,6 +20,8 @@
 
 namespace tessera::cuda {
 
+class NcclComm;
+
 // A device buffer that grows; growth changes the pointer (and so invalidates graphs).
 struct DeviceBuffer {
   void* ptr = nullptr;
@@ -80,6 +82,11 @@ class CudaOps final : public Ops {
 
   bool sample_on_device(const float* logits, int rows, int vocab, std::span<const SampleSpec> specs,
                         std::span<int32_t> out_tokens) override;
+
+  std::string make_collective_id() override;
+  void join_collectives(const std::string& id, int rank, int world) override;
+  void abort_collectives() override;
+  void all_reduce_sum(void* buf, int64_t count) override;
 
   bool graph_replay(uint64_t key) override;
   bool graph_capture_begin(uint64_t key) override;
@@ -161,6 +168,7 @@ class CudaOps final : public Ops {
 
   std::map<uint64_t, Graph> graphs_;
   std::optional<uint64_t> capture_key_;
+  std::unique_ptr<NcclComm> nccl_;  // set by join_collectives (tensor parallelism)
 };
 
 }  // namespace tessera::cuda

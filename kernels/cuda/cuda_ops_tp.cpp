@@ -6,7 +6,9 @@
 
 namespace tessera::cuda {
 
-std::string CudaOps::make_collective_id() { return nccl_unique_id(); }
+std::string CudaOps::make_collective_id() {
+  return nccl_unique_id();
+}
 
 void CudaOps::join_collectives(const std::string& id, int rank, int world) {
   nccl_ = std::make_unique<NcclComm>(id, rank, world, device_);
@@ -16,8 +18,6 @@ void CudaOps::join_collectives(const std::string& id, int rank, int world) {
 void CudaOps::abort_collectives() {
   if (nccl_) nccl_->abort();
 }
-
-int CudaOps::collective_world() const { return nccl_ ? nccl_->world() : 1; }
 
 void CudaOps::all_reduce_sum(void* buf, int64_t count) {
   if (!nccl_) throw Error(ErrorKind::kInternal, "all_reduce_sum before join_collectives");

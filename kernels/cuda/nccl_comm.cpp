@@ -50,8 +50,7 @@ NcclComm::NcclComm(const std::string& unique_id, int rank, int world, int device
 
 NcclComm::~NcclComm() {
   if (comm_ == nullptr) return;
-  if (aborted_.load())
-    return;  // ncclCommAbort freed it
+  if (aborted_.load()) return;  // ncclCommAbort freed it
   ncclCommDestroy(static_cast<ncclComm_t>(comm_));
 }
 

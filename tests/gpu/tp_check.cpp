@@ -16,9 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "model/tp_model.h"
 #include "kernels/ops.h"
 #include "model/llama_model.h"
+#include "model/tp_model.h"
 
 using namespace tessera;
 
@@ -147,7 +147,8 @@ int main(int argc, char** argv) {
   }
   const int steps = static_cast<int>(solo.logits.size());
   const bool ok = worst < 3e-2 && agree >= steps * 9 / 10;
-  std::printf("%s TP=2 vs TP=1 logits: max relative error %.2e over %d steps, argmax agrees %d/%d\n",
-              ok ? "PASS" : "FAIL", worst, steps, agree, steps);
+  std::printf(
+      "%s TP=2 vs TP=1 logits: max relative error %.2e over %d steps, argmax agrees %d/%d\n",
+      ok ? "PASS" : "FAIL", worst, steps, agree, steps);
   return ok ? 0 : 1;
 }
