@@ -6,6 +6,7 @@
 #   docker/test-image.sh                     # build when the sources changed, then test
 #   docker/test-image.sh --rebuild           # build even when an image of these sources exists
 #   docker/test-image.sh --record FILE       # append a result row to FILE (bench/results/deploy.md)
+#   docker/test-image.sh --image NAME        # test an image already in the storage, no build
 # Environment: TESSERA_IMAGE_CACHE (default /var/cache/tessera-image: base images, buildah
 # storage), TESSERA_IMAGE_JOBS (compile jobs in the build, default 2), DEBIAN_MIRROR.
 #
@@ -19,11 +20,13 @@ cd "$(dirname "$0")/.."
 
 rebuild=0
 record=""
+given_image=""
 while [ $# -gt 0 ]; do
   case $1 in
     --rebuild) rebuild=1 ;;
     --record) record=$2; shift ;;
-    *) echo "usage: $0 [--rebuild] [--record FILE]" >&2; exit 2 ;;
+    --image) given_image=$2; shift ;;
+    *) echo "usage: $0 [--rebuild] [--record FILE] [--image NAME]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -140,7 +143,13 @@ ctx_hash=$(
 )
 image=localhost/tessera:ctx-$ctx_hash
 built=0
-if [ "$rebuild" = 1 ] || ! have_image "$image"; then
+# Working containers an interrupted build left behind (this storage is the test's own).
+bah rm --all >/dev/null 2>&1 || true
+if [ -n "$given_image" ]; then
+  image=$given_image
+  have_image "$image" || { log "FAIL: no image $image"; exit 1; }
+  log "testing the given image $image (no build)"
+elif [ "$rebuild" = 1 ] || ! have_image "$image"; then
   log "building $image (docker/Dockerfile, $jobs compile jobs)"
   printf '[global]\ncert = /run/host-ca.crt\n' >"$cache/pip.conf"
   bah bud --isolation chroot --network host --format docker --layers \
@@ -261,7 +270,7 @@ log "PASS: $summary"
 if [ -n "$record" ]; then
   commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/results' || echo '+dirty')
   printf '| %s | %s | %s | %s | %s s | %s s%s | %s s | %s s | PASS |\n' \
-    "$(date -u +'%Y-%m-%d %H:%M')" "$commit" "$ctx_hash" "$size_text" \
+    "$(date -u +'%Y-%m-%d %H:%M')" "$commit" "${given_image:-$ctx_hash}" "$size_text" \
     "$((t_bases - t_start))" "$((t_built - t_bases))" "$([ $built = 0 ] && echo ' (cached)')" \
     "$((t_checked - t_built))" "$stop_s" >>"$record"
 fi
