@@ -1,4 +1,5 @@
-// `tessera generate`: load a model, run one prompt through simple_generate and stream the
+// `tessera generate`: load a model, run one prompt through the Engine (simple_generate: the
+// scheduler, model runner, sampler and stop rules of `tessera serve`) and stream the
 // completion to stdout; timing goes to stderr.
 #include <CLI/CLI.hpp>
 
