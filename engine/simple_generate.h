@@ -1,9 +1,9 @@
 #pragma once
-// A plain single-sequence generation loop over LlamaModel: chunked prefill, then one decode
-// step per token, sampled by the engine's sampler (greedy / temperature / top-k / top-p,
-// seeded).
-// Used by `tessera generate` and by the forward-pass tests; the serving path uses Engine.
-// Not thread-safe: one caller at a time.
+// One prompt through the Engine on an already-built LlamaModel: the same scheduler, model
+// runner, sampler (host or device) and stop rules as `tessera serve`, so every fix to the
+// serving path reaches `tessera generate` and the forward-pass tests too.
+// SequenceRunner is the bare forward loop the model tests compare against.
+// Not thread-safe: one caller at a time (each call (re)initializes the model's KV cache).
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -54,7 +54,8 @@ struct GenerateResult {
   double decode_seconds = 0.0;  // from the first generated token to the last
 };
 
-// on_token(id) sees every generated id as soon as it is sampled; returning false stops.
+// on_token(id) sees every generated id as soon as the engine streams it; returning false
+// cancels the request. Throws Error when the engine fails the request.
 GenerateResult simple_generate(LlamaModel& model, std::span<const int32_t> prompt,
                                const GenerateOptions& options,
                                const std::function<bool(int32_t)>& on_token = {});

@@ -1,5 +1,7 @@
-// `tessera generate`: load a model, run one prompt through simple_generate and stream the
+// `tessera generate`: load a model, run one prompt through the Engine (simple_generate: the
+// scheduler, model runner, sampler and stop rules of `tessera serve`) and stream the
 // completion to stdout; timing goes to stderr.
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -49,6 +51,9 @@ std::unique_ptr<Ops> make_ops(const GenerateArgs& a) {
 }
 
 void run_generate(const GenerateArgs& a) {
+  // stdout is the completion and stderr the timing line, as before the Engine ran this: the
+  // engine's per-request info lines would interleave with them.
+  spdlog::set_level(spdlog::level::warn);
   LoadedModel loaded = load_model(a.model);
   if (!loaded.tokenizer) {
     throw Error(ErrorKind::kInvalidArgument, "model '" + a.model + "' has no tokenizer");
