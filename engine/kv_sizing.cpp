@@ -15,10 +15,12 @@ KvSizing size_kv_cache(const KvSizingInput& in) {
   out.bytes_per_token = in.bytes_per_token > 0 ? in.bytes_per_token : formula;
   if (out.bytes_per_token <= 0 || in.block_size <= 0)
     throw Error(ErrorKind::kInternal, "KV cache: model reports 0 bytes per token");
+  // 8-bit caches add one f32 scale per token, layer, K/V and KV head beyond the formula.
+  const int64_t extra = out.bytes_per_token - formula;
   const std::string why = fmt::format(
-      "{} bytes/token = {} layers x 2 x {} kv_heads x {} head_dim x {} bytes; budget {} bytes",
+      "{} bytes/token = {} layers x 2 x {} kv_heads x {} head_dim x {} bytes{}; budget {} bytes",
       out.bytes_per_token, in.num_layers, in.num_kv_heads, in.head_dim, in.elem_bytes,
-      in.budget_bytes);
+      extra > 0 ? fmt::format(" + {} bytes of scales", extra) : std::string(), in.budget_bytes);
 
   const int64_t block_bytes = out.bytes_per_token * in.block_size;
   const int64_t usable = std::max<int64_t>(in.budget_bytes, 0) / block_bytes - 1;  // - block 0

@@ -5,8 +5,7 @@
 //   fp8   per output row (per_channel) or per tensor: scale = amax / 448, e4m3fn values
 //   int8  symmetric per group: scale = amax / 127, q in [-127, 127]
 //   int4  asymmetric per group (has_zeros): scale = (max - min) / 15, zero = round(-min /
-//         scale) in [0, 15]; symmetric (zero 8): scale = amax / 7 (q - 8 in [-8, 7]... and
-//         the rare -8 is left unused)
+//         scale) in [0, 15]; symmetric (zero point 8): scale = amax / 7, q - 8 in [-7, 7]
 // act_order: columns are ranked by their largest magnitude (a stand-in for GPTQ's Hessian
 // order) and assigned to groups of group_size in that order; g_idx records each column's.
 #include <cstdint>
