@@ -11,6 +11,7 @@
 #include "engine/null_tokenizer.h"
 #include "kernels/ops.h"
 #include "model/llama_model.h"
+#include "model/quant_online.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"
 
@@ -72,6 +73,7 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
                res->ops->name());
   const auto t0 = Clock::now();
   res->loaded = load_model(config.model);
+  quantize_loaded_model(res->loaded, parse_online_quant(config.quantization));
   const ModelConfig& mc = res->loaded.config;
   res->model = std::make_unique<LlamaModel>(mc, res->loaded.weights, *res->ops);
   spdlog::info(
