@@ -19,6 +19,11 @@ void EngineConfig::validate() const {
   require(device == "auto" || device == "cpu" || device == "cuda", "device",
           "must be auto, cpu or cuda (got '" + device + "')");
   require(num_threads >= 0, "num_threads", "must be >= 0 (0 = all cores)");
+  require(quantization == "none" || quantization == "f32" || quantization == "f16" ||
+              quantization == "bf16" || quantization == "fp8" || quantization == "int8" ||
+              quantization == "int4",
+          "quantization",
+          "must be none, f32, f16, bf16, fp8, int8 or int4 (got '" + quantization + "')");
   require(tensor_parallel >= 1, "tensor_parallel", "must be >= 1");
   require(kv_cache_bytes > 0, "kv_cache_bytes", "must be > 0");
   require(gpu_memory_fraction > 0.0f && gpu_memory_fraction <= 1.0f, "gpu_memory_fraction",

@@ -10,9 +10,10 @@ enum class BatchingPolicy { kStatic, kDynamic, kContinuous };
 
 struct EngineConfig {
   std::string model = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  std::string served_model_name;  // empty: derived from the model file name
-  std::string device = "auto";    // auto | cpu | cuda
-  int num_threads = 0;            // CPU backend; 0 = all cores
+  std::string served_model_name;      // empty: derived from the model file name
+  std::string device = "auto";        // auto | cpu | cuda
+  int num_threads = 0;                // CPU backend; 0 = all cores
+  std::string quantization = "none";  // online: none | f32 | f16 | bf16 | fp8 | int8 | int4
   int tensor_parallel = 1;
   // Tensor parallelism: where workers reach rank 0 (port 0: any free port), and whether the
   // server starts them itself (one per local GPU) or they are started as `tessera worker`.

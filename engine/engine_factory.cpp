@@ -14,6 +14,7 @@
 #include "engine/tp_worker.h"
 #include "kernels/ops.h"
 #include "model/llama_model.h"
+#include "model/quant_online.h"
 #include "model/tokenizer.h"
 #include "model/tp_model.h"
 #include "model/tp_shard.h"
@@ -87,6 +88,7 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
     res->tp = std::make_unique<TpGroup>(o);
   }
   res->loaded = load_model(config.model);
+  quantize_loaded_model(res->loaded, parse_online_quant(config.quantization));
   const ModelConfig& mc = res->loaded.config;
   if (res->tp)
     res->shard =
@@ -130,6 +132,7 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   if (res->tp) {
     TpBootstrap boot;
     boot.model = config.model;
+    boot.quantization = config.quantization;
     boot.kv_dtype = kv_dtype_name(kv_dtype);
     boot.num_blocks = kv.num_blocks;
     boot.block_size = config.block_size;

@@ -14,6 +14,7 @@
 #include "kernels/ops.h"
 #include "model/chat_template.h"
 #include "model/llama_model.h"
+#include "model/quant_online.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"
 #include "server/commands.h"
@@ -33,6 +34,7 @@ struct GenerateArgs {
   uint64_t seed = 0;
   std::string device = "auto";
   int threads = 0;
+  std::string quantization = "none";
 };
 
 // The prompt as the model's chat template renders one user turn (plus --system, if given).
@@ -55,6 +57,7 @@ void run_generate(const GenerateArgs& a) {
   // engine's per-request info lines would interleave with them.
   spdlog::set_level(spdlog::level::warn);
   LoadedModel loaded = load_model(a.model);
+  quantize_loaded_model(loaded, parse_online_quant(a.quantization));
   if (!loaded.tokenizer) {
     throw Error(ErrorKind::kInvalidArgument, "model '" + a.model + "' has no tokenizer");
   }
@@ -122,6 +125,11 @@ void register_generate_command(CLI::App& app) {
   cmd->add_option("--device", args->device, "auto, cpu or cuda")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_option("--quantization,-q", args->quantization,
+                  "quantize projections at load: none, fp8, int8, int4 (or convert: f32, f16, "
+                  "bf16)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "f32", "f16", "bf16", "fp8", "int8", "int4"}));
   cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

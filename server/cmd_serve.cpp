@@ -33,7 +33,7 @@ namespace {
 struct ServeCli {
   std::string config;
   std::string model, served_model_name, host, device, policy, api_key, log_level, log_format;
-  std::string grpc_host, kv_cache_dtype;
+  std::string grpc_host, kv_cache_dtype, quantization;
   int port = 0, grpc_port = 0, max_num_seqs = 0, max_num_batched_tokens = 0, num_threads = 0;
   int tensor_parallel_size = 0;
   std::string tp_master;
@@ -110,6 +110,9 @@ void define_options(CLI::App* cmd, ServeCli& cli) {
        [](ServeConfig& c, int v) { c.engine.max_model_len = v; });
   flag(cmd, cli, "--num-threads", cli.num_threads, "CPU threads (0: all cores)",
        [](ServeConfig& c, int v) { c.engine.num_threads = v; });
+  flag(cmd, cli, "--quantization", cli.quantization,
+       "quantize projections at load: none | fp8 | int8 | int4 (or convert: f32 | f16 | bf16)",
+       [](ServeConfig& c, const std::string& v) { c.engine.quantization = v; });
   flag(cmd, cli, "--static-batch-size", cli.static_batch_size, "Static policy: batch size N",
        [](ServeConfig& c, int v) { c.engine.static_batch_size = v; });
   flag(cmd, cli, "--max-waiting", cli.max_waiting, "Waiting-queue bound (beyond: 429)",

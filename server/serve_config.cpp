@@ -48,6 +48,7 @@ const std::map<std::string, Setter>& setters() {
        [](auto& c, auto& k, auto& v) { c.engine.served_model_name = as_string(k, v); }},
       {"device", [](auto& c, auto& k, auto& v) { c.engine.device = as_string(k, v); }},
       {"num_threads", [](auto& c, auto& k, auto& v) { c.engine.num_threads = as_int32(k, v); }},
+      {"quantization", [](auto& c, auto& k, auto& v) { c.engine.quantization = as_string(k, v); }},
       {"tensor_parallel",
        [](auto& c, auto& k, auto& v) { c.engine.tensor_parallel = as_int32(k, v); }},
       {"kv_cache_bytes", [](auto& c, auto& k, auto& v) { c.engine.kv_cache_bytes = as_int(k, v); }},
