@@ -35,14 +35,28 @@ OnlineQuant parse_online_quant(const std::string& name) {
       return q;
     }
   }
-  if (name == "fp8") {
+  // "int8:G" / "int4:G": G inputs per group (0 = whole row).
+  const size_t colon = name.find(':');
+  const std::string base = name.substr(0, colon);
+  if (base == "fp8" && colon == std::string::npos) {
     q.kind = QuantKind::kFp8;
-  } else if (name == "int8") {
+  } else if (base == "int8") {
     q.kind = QuantKind::kInt8;
-  } else if (name == "int4") {
+  } else if (base == "int4") {
     q.kind = QuantKind::kInt4;
     q.group_size = 128;
   } else {
+    q.kind = QuantKind::kDense;
+  }
+  if (q.kind != QuantKind::kDense && colon != std::string::npos) {
+    const std::string g = name.substr(colon + 1);
+    if (g.empty() || g.size() > 6 || g.find_first_not_of("0123456789") != std::string::npos) {
+      q.kind = QuantKind::kDense;
+    } else {
+      q.group_size = std::stoi(g);
+    }
+  }
+  if (q.kind == QuantKind::kDense) {
     throw Error(
         ErrorKind::kInvalidArgument,
         "--quantization must be none, f32, f16, bf16, fp8, int8 or int4 (got '" + name + "')");

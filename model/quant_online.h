@@ -25,7 +25,8 @@ struct OnlineQuant {
 };
 
 // "none" | "f32" | "f16" | "bf16" | "fp8" (per output channel) | "int8" (per output channel)
-// | "int4" (groups of 128, zero points). Throws Error(kInvalidArgument) otherwise.
+// | "int4" (groups of 128, zero points); "int8:G" / "int4:G" pick the group size G (0 = whole
+// row). Throws Error(kInvalidArgument) otherwise.
 OnlineQuant parse_online_quant(const std::string& name);
 
 // Replaces the weights in place; the new storage joins model.weights.storage. A weight that

@@ -119,10 +119,18 @@ void register_perplexity_command(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_option("--quantization,-q", args->quantization,
                   "quantize the projections at load: none, fp8, int8 (per channel), int4 "
-                  "(groups of 128); or convert weights to f32, f16, bf16. GGUF weights are "
+                  "(groups of 128; int4:G / int8:G for groups of G); or convert weights to f32, "
+                  "f16, bf16. GGUF weights are "
                   "decoded first")
       ->capture_default_str()
-      ->check(CLI::IsMember({"none", "f32", "f16", "bf16", "fp8", "int8", "int4"}));
+      ->check([](const std::string& v) {
+        try {
+          parse_online_quant(v);
+          return std::string();
+        } catch (const Error& e) {
+          return std::string(e.what());
+        }
+      });
   cmd->add_flag("--fake-quant", args->fake_quant,
                 "decode the quantized weights back to f32 (the scheme's rounding on dense "
                 "kernels, for backends without the scheme's own)");

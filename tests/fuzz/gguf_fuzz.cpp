@@ -105,7 +105,7 @@ GgufWriter tiny_llama() {
   return w;
 }
 
-// Every value type, nested arrays, a q6_K tensor (known, unsupported), a 3-D tensor.
+// Every value type, nested arrays, a q6_K tensor (a K-quant), a 3-D tensor.
 GgufWriter all_types() {
   GgufWriter w;
   w.set("u8", GgufType::kUint8, uint64_t{7});

@@ -19,7 +19,7 @@ using tessera::GgufWriter;
 
 namespace {
 
-constexpr uint32_t kF32 = 0, kQ8_0 = 8, kQ6_K = 14;
+constexpr uint32_t kF32 = 0, kQ8_0 = 8, kQ2_K = 10;
 
 std::vector<uint8_t> f32_bytes(std::vector<float> v) {
   std::vector<uint8_t> out(v.size() * 4);
@@ -258,11 +258,11 @@ TEST_CASE("GGUF: tensor errors", "[gguf]") {
   }
   SECTION("known but unsupported type parses with supported = false") {
     GgufWriter w;
-    w.add_tensor("k.weight", {256}, kQ6_K, std::vector<uint8_t>(210, 1));
+    w.add_tensor("k.weight", {256}, kQ2_K, std::vector<uint8_t>(84, 1));
     auto g = GgufFile::parse(w.build(), "t.gguf");
     CHECK_FALSE(g->tensors()[0].supported);
-    CHECK(g->tensors()[0].type_name == "q6_K");
-    CHECK(g->tensors()[0].nbytes == 210);
+    CHECK(g->tensors()[0].type_name == "q2_K");
+    CHECK(g->tensors()[0].nbytes == 84);
   }
   SECTION("row length not a multiple of the block") {
     GgufWriter w;

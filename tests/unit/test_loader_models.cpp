@@ -112,8 +112,9 @@ fs::path write_tiny_hf(const std::string& name, const std::string& dtype) {
   return dir;
 }
 
-// The tiny model as GGUF, weights in `dtype` (norms f32); q6k_down: one q6_K tensor.
-tessera::GgufWriter tiny_gguf(uint32_t ggml_type, DType dtype, bool q6k_down = false) {
+// The tiny model as GGUF, weights in `dtype` (norms f32); unread_down: one q2_K tensor (a type
+// Tessera does not read).
+tessera::GgufWriter tiny_gguf(uint32_t ggml_type, DType dtype, bool unread_down = false) {
   tessera::GgufWriter w;
   w.set_string("general.architecture", "llama");
   w.set_u32("llama.block_count", 2);
@@ -140,8 +141,8 @@ tessera::GgufWriter tiny_gguf(uint32_t ggml_type, DType dtype, bool q6k_down = f
     add(p + "ffn_norm.weight", 1, 32);
     add(p + "ffn_gate.weight", 64, 32);
     add(p + "ffn_up.weight", 64, 32);
-    if (l == 1 && q6k_down) {
-      w.add_tensor(p + "ffn_down.weight", {256, 8}, 14, std::vector<uint8_t>(210 * 8, 0));
+    if (l == 1 && unread_down) {
+      w.add_tensor(p + "ffn_down.weight", {256, 8}, 10, std::vector<uint8_t>(84 * 8, 0));
     } else {
       add(p + "ffn_down.weight", 32, 64);
     }
@@ -230,11 +231,11 @@ TEST_CASE("loader: tiny GGUF in every supported type", "[loader]") {
 TEST_CASE("loader: GGUF errors name the file and tensor", "[loader]") {
   const fs::path dir = temp_dir("gguf_err");
   const std::string path = (dir / "bad.gguf").string();
-  tiny_gguf(0, DType::kF32, true).write(path);  // blk.1.ffn_down.weight is q6_K
+  tiny_gguf(0, DType::kF32, true).write(path);  // blk.1.ffn_down.weight is q2_K
   auto e = load_error(path);
   CHECK(e.kind() == ErrorKind::kUnsupported);
   CHECK(contains(e, "blk.1.ffn_down.weight"));
-  CHECK(contains(e, "q6_K"));
+  CHECK(contains(e, "q2_K"));
   CHECK(contains(e, path));
 
   auto bytes = tiny_gguf(0, DType::kF32).build();
