@@ -16,34 +16,13 @@
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"
+#include "tests/gpu/single_seq_step.h"
 
 using namespace tessera;
 
 namespace {
 
 constexpr int kBlock = 16, kNewTokens = 64;
-
-StepLayout step(const std::vector<int32_t>& tokens, int start) {
-  StepLayout l;
-  l.block_size = kBlock;
-  const int n = static_cast<int>(tokens.size()) - start, ctx = static_cast<int>(tokens.size());
-  for (int t = 0; t < n; ++t) {
-    const int pos = start + t;
-    l.tokens.push_back(tokens[pos]);
-    l.positions.push_back(pos);
-    l.slot_mapping.push_back((1 + pos / kBlock) * kBlock + pos % kBlock);
-  }
-  l.query_start = {0, n};
-  l.context_len = {ctx};
-  l.block_table_start = {0, (ctx + kBlock - 1) / kBlock};
-  for (int b = 0; b < (ctx + kBlock - 1) / kBlock; ++b) l.block_tables.push_back(1 + b);
-  l.logit_rows = {n - 1};
-  return l;
-}
-
-int argmax(const std::vector<float>& v) {
-  return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
-}
 
 // Greedy continuation; forced: feed these tokens instead of the model's own picks.
 std::vector<int32_t> run(LlamaModel& m, std::vector<int32_t> tokens, int new_tokens,
@@ -53,9 +32,9 @@ std::vector<int32_t> run(LlamaModel& m, std::vector<int32_t> tokens, int new_tok
   std::vector<int32_t> picks;
   int start = 0;
   for (int i = 0; i < new_tokens; ++i) {
-    m.forward(step(tokens, start), logits);
+    m.forward(gpucheck::single_seq_step(tokens, start, kBlock), logits);
     if (logits_out) logits_out->push_back(logits);
-    picks.push_back(argmax(logits));
+    picks.push_back(gpucheck::argmax(logits));
     start = static_cast<int>(tokens.size());
     tokens.push_back(forced ? (*forced)[i] : picks.back());
   }
@@ -124,7 +103,7 @@ int main(int argc, char** argv) {
         const double rel = std::sqrt(num / den);
         prompt_worst = std::max(prompt_worst, rel);
         sum_rel += rel;
-        agree += argmax(gpu_logits[i]) == argmax(cpu_logits[i]);
+        agree += gpucheck::argmax(gpu_logits[i]) == gpucheck::argmax(cpu_logits[i]);
         ++positions;
       }
       worst_rel = std::max(worst_rel, prompt_worst);

@@ -19,34 +19,13 @@
 #include "kernels/ops.h"
 #include "model/llama_model.h"
 #include "model/tp_model.h"
+#include "tests/gpu/single_seq_step.h"
 
 using namespace tessera;
 
 namespace {
 
 constexpr int kBlock = 16, kPrompt = 64, kDecode = 32, kBlocks = 64;
-
-StepLayout step(const std::vector<int32_t>& tokens, int start) {
-  StepLayout l;
-  l.block_size = kBlock;
-  const int n = static_cast<int>(tokens.size()) - start, ctx = static_cast<int>(tokens.size());
-  for (int t = 0; t < n; ++t) {
-    const int pos = start + t;
-    l.tokens.push_back(tokens[pos]);
-    l.positions.push_back(pos);
-    l.slot_mapping.push_back((1 + pos / kBlock) * kBlock + pos % kBlock);
-  }
-  l.query_start = {0, n};
-  l.context_len = {ctx};
-  l.block_table_start = {0, (ctx + kBlock - 1) / kBlock};
-  for (int b = 0; b < (ctx + kBlock - 1) / kBlock; ++b) l.block_tables.push_back(1 + b);
-  l.logit_rows = {n - 1};
-  return l;
-}
-
-int argmax(const std::vector<float>& v) {
-  return static_cast<int>(std::max_element(v.begin(), v.end()) - v.begin());
-}
 
 // Runs the prompt then kDecode teacher-forced steps; returns logits per step (rank 0 only)
 // and the median decode step time in ms.
@@ -64,7 +43,7 @@ Run run(LlamaModel& m, const std::vector<int32_t>& tokens_all, bool want_logits)
   for (int i = 0; i <= kDecode; ++i) {
     m.ops().synchronize();
     const auto t0 = std::chrono::steady_clock::now();
-    m.forward(step(tokens, start), logits);
+    m.forward(gpucheck::single_seq_step(tokens, start, kBlock), logits);
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (i >= 4) times.push_back(ms);  // graphs captured, clocks up
@@ -143,7 +122,7 @@ int main(int argc, char** argv) {
       scale = std::max(scale, std::abs(static_cast<double>(a[v])));
     }
     worst = std::max(worst, diff / std::max(scale, 1e-6));
-    agree += argmax(a) == argmax(b);
+    agree += gpucheck::argmax(a) == gpucheck::argmax(b);
   }
   const int steps = static_cast<int>(solo.logits.size());
   const bool ok = worst < 3e-2 && agree >= steps * 9 / 10;
