@@ -41,6 +41,19 @@ void EngineConfig::validate() const {
   require(dynamic_max_queue_delay_ms >= 0, "dynamic_max_queue_delay_ms", "must be >= 0");
   require(max_waiting >= 1, "max_waiting", "must be >= 1");
   require(health_stall_timeout_ms >= 1, "health_stall_timeout_ms", "must be >= 1");
+  require(speculative == "none" || speculative == "ngram" || speculative == "draft" ||
+              speculative == "early-exit",
+          "speculative", "must be none, ngram, draft or early-exit (got '" + speculative + "')");
+  require(num_speculative_tokens >= 1 && num_speculative_tokens <= 16, "num_speculative_tokens",
+          "must be in [1, 16]");
+  require(speculative != "draft" || !draft_model.empty(), "draft_model",
+          "must name the draft model when speculative is draft");
+  require(speculative_early_exit_layers >= 0, "speculative_early_exit_layers", "must be >= 0");
+  require(speculative_ngram_min >= 1 && speculative_ngram_max >= speculative_ngram_min,
+          "speculative_ngram_max", "must be >= speculative_ngram_min >= 1");
+  require(speculative_max_step_tokens >= 0, "speculative_max_step_tokens", "must be >= 0");
+  require(speculative == "none" || tensor_parallel == 1, "speculative",
+          "is not supported with tensor_parallel > 1 yet");
   if (policy == BatchingPolicy::kStatic)
     require(static_batch_size <= max_num_seqs, "static_batch_size",
             "must be <= max_num_seqs (" + std::to_string(max_num_seqs) + ")");

@@ -39,6 +39,18 @@ struct EngineConfig {
   int dynamic_max_queue_delay_ms = 10;  // dynamic policy
   int max_waiting = 1024;               // bounded waiting queue (beyond: 429)
 
+  // Speculative decoding (engine/proposer.h): none | ngram | draft | early-exit.
+  std::string speculative = "none";
+  int num_speculative_tokens = 4;         // draft tokens per step at most
+  std::string draft_model;                // speculative=draft: a smaller model, same tokenizer
+  int speculative_early_exit_layers = 0;  // early-exit: the draft's layers (0: a quarter)
+  int speculative_ngram_min = 1;          // ngram: shortest suffix looked up
+  int speculative_ngram_max = 4;          // ngram: longest suffix looked up
+  // No drafting once decoding sequences * (k + 1) exceed this (compute-bound steps);
+  // 0: the backend's measured default.
+  int speculative_max_step_tokens = 0;
+  bool speculative_adaptive = true;  // k from measured acceptance; false: always the max
+
   int health_stall_timeout_ms = 30000;  // /health is 503 when the loop stalls this long
 
   void validate() const;  // throws Error(kInvalidArgument) naming the bad field

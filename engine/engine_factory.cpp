@@ -10,6 +10,7 @@
 #include "engine/kv_sizing.h"
 #include "engine/model_runner.h"
 #include "engine/null_tokenizer.h"
+#include "engine/speculation_setup.h"
 #include "engine/tp_group.h"
 #include "engine/tp_worker.h"
 #include "kernels/ops.h"
@@ -30,7 +31,10 @@ struct ModelResources {
   std::unique_ptr<Ops> ops;
   TpShard shard;
   std::unique_ptr<LlamaModel> model;
-  std::unique_ptr<TpGroup> tp;  // first to go: workers leave before rank 0's model does
+  LoadedModel draft_loaded;  // --draft-model
+  std::unique_ptr<LlamaModel> draft;
+  std::unique_ptr<Proposer> proposer;  // speculative decoding; runs the models above
+  std::unique_ptr<TpGroup> tp;         // first to go: workers leave before rank 0's model does
 };
 
 std::string served_name(const EngineConfig& c) {
@@ -110,6 +114,14 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
       std::chrono::duration<double>(Clock::now() - t0).count(), mc.num_layers, mc.hidden_size,
       mc.num_heads, mc.num_kv_heads, mc.vocab_size, mc.num_parameters() / 1e6);
 
+  if (config.speculative == "draft") {
+    spdlog::info("loading draft model {} ...", config.draft_model);
+    res->draft_loaded = load_model(config.draft_model);
+    quantize_loaded_model(res->draft_loaded, parse_online_quant(config.quantization));
+    res->draft = std::make_unique<LlamaModel>(res->draft_loaded.config, res->draft_loaded.weights,
+                                              *res->ops);
+  }
+
   KvSizingInput in;
   in.budget_bytes = kv_budget(config, device, *res->ops);
   in.num_layers = mc.num_layers;
@@ -120,6 +132,8 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   kv_dtype = res->ops->resolve_kv_dtype(kv_dtype);          // throws when unsupported here
   in.elem_bytes = static_cast<int>(kv_elem_bytes(kv_dtype));
   in.bytes_per_token = static_cast<int64_t>(res->model->kv_bytes_per_token(kv_dtype));
+  // A draft model's cache has the same blocks (same block tables), so both share the budget.
+  if (res->draft) in.bytes_per_token += res->draft->kv_bytes_per_token(kv_dtype);
   in.block_size = config.block_size;
   in.requested_max_model_len = config.max_model_len;
   in.model_context_len = mc.max_position_embeddings;
@@ -129,6 +143,9 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
                  mc.max_position_embeddings, kv.max_model_len);
   spdlog::info("{} (KV dtype {})", kv.summary, kv_dtype_name(kv_dtype));
   res->model->init_kv_cache(kv.num_blocks, config.block_size, kv_dtype);
+  if (res->draft) res->draft->init_kv_cache(kv.num_blocks, config.block_size, kv_dtype);
+  Speculation spec = make_speculation(config, *res->model, res->draft.get(), device);
+  res->proposer = std::move(spec.proposer);
   if (res->tp) {
     TpBootstrap boot;
     boot.model = config.model;
@@ -175,8 +192,13 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   const int block_size = config.block_size;
   const bool pad_decode = device == "cuda";  // decode steps replay from CUDA graphs
   TpGroup* tp = res->tp.get();
-  parts.make_executor = [model, block_size, pad_decode, tp](const SamplingSource& source) {
+  Proposer* proposer = res->proposer.get();
+  parts.proposer = proposer;
+  parts.spec = spec.control;
+  parts.make_executor = [model, block_size, pad_decode, tp,
+                         proposer](const SamplingSource& source) {
     auto runner = std::make_unique<ModelRunner>(*model, block_size, source, pad_decode);
+    runner->set_proposer(proposer);
     if (tp != nullptr)
       runner->set_step_forwarder([tp](std::span<const std::pair<int32_t, int32_t>> copies,
                                       const StepLayout& layout) { tp->send_step(copies, layout); });

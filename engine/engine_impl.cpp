@@ -79,6 +79,7 @@ EngineImpl::EngineImpl(EngineParts parts)
       scheduler_(parts_.scheduler),
       metrics_(parts_.registry ? *parts_.registry : metrics::default_registry()),
       seed_base_(random_seed_base()),
+      spec_(parts_.spec),
       debug_stall_step_ms_(env_int("TESSERA_DEBUG_STALL_STEP_MS")),
       signal_(std::make_shared<Signal>()) {
   if (!parts_.tokenizer) throw Error(ErrorKind::kInternal, "engine: no tokenizer");
@@ -231,6 +232,7 @@ void EngineImpl::sweep_requests(Clock::time_point now) {
 
 std::optional<Clock::time_point> EngineImpl::step() {
   const Clock::time_point now = Clock::now();
+  if (parts_.proposer != nullptr) plan_drafts();
   const StepPlan plan = scheduler_.schedule(now);
   num_waiting_.store(scheduler_.num_waiting(), std::memory_order_release);
   handle_failed(plan);
@@ -246,6 +248,7 @@ std::optional<Clock::time_point> EngineImpl::step() {
   try {
     StepOutput out = executor_->execute(plan);
     scheduler_.update(plan, out.sampled);
+    record_verifications(out);
     process_output(out);
     consecutive_failed_steps_ = 0;
   } catch (const std::exception& e) {
@@ -255,6 +258,34 @@ std::optional<Clock::time_point> EngineImpl::step() {
   ++steps_;
   metrics_.record_step(plan.num_tokens, static_cast<int>(plan.seqs.size()));
   return std::nullopt;
+}
+
+void EngineImpl::plan_drafts() {
+  std::vector<std::pair<SeqId, const std::vector<int32_t>*>> decoding;
+  for (SeqId id : scheduler_.running_ids()) {
+    const std::optional<SequenceInfo> info = scheduler_.info(id);
+    if (info && info->num_blocks > 0 && info->num_computed == info->num_tokens - 1)
+      decoding.emplace_back(id, scheduler_.tokens(id));
+  }
+  const int k = spec_.draft_len(static_cast<int>(decoding.size()));
+  if (k == 0) return;
+  for (const auto& [id, tokens] : decoding)
+    scheduler_.set_draft_len(id, parts_.proposer->draft_len(id, *tokens, k));
+}
+
+void EngineImpl::record_verifications(const StepOutput& out) {
+  int64_t examined = 0, accepted = 0;
+  for (const SpecResult& r : out.spec) {
+    examined += r.accepted + (r.accepted < r.drafted ? 1 : 0);
+    accepted += r.accepted;
+    metrics_.record_verification(r.drafted, r.accepted);
+    if (auto it = seqs_.find(r.id); it != seqs_.end()) {
+      ChoiceState& c = *it->second.first->choices[static_cast<size_t>(it->second.second)];
+      c.spec_draft_tokens += r.drafted;
+      c.spec_accepted_tokens += r.accepted;
+    }
+  }
+  spec_.record(examined, accepted);
 }
 
 void EngineImpl::handle_failed(const StepPlan& plan) {
@@ -398,6 +429,8 @@ void EngineImpl::finish_choice(RequestState& req, ChoiceState& c, FinishReason r
   ev.prompt_tokens = req.prompt_len();
   ev.completion_tokens = static_cast<int>(c.output.size());
   ev.cached_prompt_tokens = req.cached_prompt_tokens;
+  ev.spec_draft_tokens = c.spec_draft_tokens;
+  ev.spec_accepted_tokens = c.spec_accepted_tokens;
   req.stream->push(std::move(ev));
   if (!req.status || severity(reason) > severity(*req.status)) req.status = reason;
   if (++req.num_finished == req.num_choices()) on_request_done(req);

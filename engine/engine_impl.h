@@ -24,7 +24,9 @@
 #include "engine/engine_config.h"
 #include "engine/engine_metrics.h"
 #include "engine/model_runner.h"
+#include "engine/proposer.h"
 #include "engine/request_state.h"
+#include "engine/spec_decode.h"
 #include "model/model_config.h"
 #include "scheduler/scheduler.h"
 
@@ -43,6 +45,10 @@ struct EngineParts {
   std::function<std::unique_ptr<StepExecutor>(const SamplingSource&)> make_executor;
   std::shared_ptr<void> resources;        // weights, backend, model: released after the executor
   metrics::Registry* registry = nullptr;  // nullptr: metrics::default_registry()
+  // Speculative decoding: the proposer the executor also runs (owned by resources) and how
+  // many tokens to draft. nullptr: off.
+  Proposer* proposer = nullptr;
+  SpecControlConfig spec;
 };
 
 class EngineImpl final : public Engine, private SamplingSource {
@@ -81,6 +87,9 @@ class EngineImpl final : public Engine, private SamplingSource {
   void sweep_requests(Clock::time_point now);
   // Runs one step; returns when the scheduler wants to be asked again if nothing ran.
   std::optional<Clock::time_point> step();
+  // Speculative decoding: asks the proposer for drafts of the sequences about to decode.
+  void plan_drafts();
+  void record_verifications(const StepOutput& out);
   void handle_failed(const StepPlan& plan);
   void note_scheduled(const StepPlan& plan, Clock::time_point now);
   void process_output(const StepOutput& out);
@@ -106,6 +115,7 @@ class EngineImpl final : public Engine, private SamplingSource {
   std::unique_ptr<StepExecutor> executor_;
   EngineMetrics metrics_;
   const uint64_t seed_base_;
+  SpecController spec_;
 
   // Engine-thread state.
   std::unordered_map<uint64_t, std::unique_ptr<RequestState>> requests_;

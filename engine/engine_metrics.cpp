@@ -44,7 +44,14 @@ EngineMetrics::EngineMetrics(metrics::Registry& r)
       batch_tokens_(r.histogram("tessera:batch_size_tokens", "Tokens computed per engine step.",
                                 kTokenBuckets)),
       batch_seqs_(r.histogram("tessera:batch_size_sequences", "Sequences per engine step.",
-                              metrics::kBatchSizeBuckets)) {
+                              metrics::kBatchSizeBuckets)),
+      spec_drafted_(r.counter("tessera:spec_decode_num_draft_tokens_total",
+                              "Speculative tokens proposed and verified.")),
+      spec_accepted_(r.counter("tessera:spec_decode_num_accepted_tokens_total",
+                               "Speculative tokens accepted by verification.")),
+      spec_length_(r.histogram("tessera:spec_decode_acceptance_length",
+                               "Tokens one verification emitted (accepted drafts + 1).",
+                               {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 16})) {
   for (FinishReason reason : {FinishReason::kStop, FinishReason::kLength, FinishReason::kCancelled,
                               FinishReason::kDeadline, FinishReason::kError}) {
     const auto i = static_cast<size_t>(reason);
@@ -62,6 +69,12 @@ EngineMetrics::EngineMetrics(metrics::Registry& r)
 void EngineMetrics::record_step(int num_tokens, int num_seqs) {
   batch_tokens_.observe(num_tokens);
   batch_seqs_.observe(num_seqs);
+}
+
+void EngineMetrics::record_verification(int drafted, int accepted) {
+  spec_drafted_.inc(drafted);
+  spec_accepted_.inc(accepted);
+  spec_length_.observe(accepted + 1);
 }
 
 void EngineMetrics::set_queues(int waiting_requests, int running_requests, int running_seqs) {

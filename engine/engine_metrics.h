@@ -19,6 +19,10 @@
 //   tessera:time_to_first_token_seconds, tessera:inter_token_latency_seconds,
 //   tessera:e2e_request_latency_seconds, tessera:request_queue_time_seconds
 //   tessera:batch_size_tokens, tessera:batch_size_sequences   per step
+//   tessera:spec_decode_num_draft_tokens_total / _num_accepted_tokens_total   speculative
+//                                                     tokens verified / accepted
+//   tessera:spec_decode_acceptance_length             tokens a verification emitted
+//                                                     (accepted + 1), per sequence and step
 #include <array>
 
 #include "common/metrics.h"
@@ -40,6 +44,8 @@ class EngineMetrics {
   void observe_ttft(double s) { ttft_.observe(s); }
   void observe_itl(double s) { itl_.observe(s); }
   void observe_queue_time(double s) { queue_time_.observe(s); }
+  // One sequence's verification: drafted tokens, of which accepted.
+  void record_verification(int drafted, int accepted);
   // One finished request (all its choices): its final status and end-to-end latency.
   // Label names for the status: cancelled is vLLM's "abort".
   void record_finished(FinishReason reason, double e2e_seconds);
@@ -64,6 +70,9 @@ class EngineMetrics {
   metrics::Histogram& queue_time_;
   metrics::Histogram& batch_tokens_;
   metrics::Histogram& batch_seqs_;
+  metrics::Counter& spec_drafted_;
+  metrics::Counter& spec_accepted_;
+  metrics::Histogram& spec_length_;
 };
 
 }  // namespace tessera

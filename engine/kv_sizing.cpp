@@ -20,7 +20,8 @@ KvSizing size_kv_cache(const KvSizingInput& in) {
   const std::string why = fmt::format(
       "{} bytes/token = {} layers x 2 x {} kv_heads x {} head_dim x {} bytes{}; budget {} bytes",
       out.bytes_per_token, in.num_layers, in.num_kv_heads, in.head_dim, in.elem_bytes,
-      extra > 0 ? fmt::format(" + {} bytes of scales", extra) : std::string(), in.budget_bytes);
+      extra > 0 ? fmt::format(" + {} bytes of scales or draft-model KV", extra) : std::string(),
+      in.budget_bytes);
 
   const int64_t block_bytes = out.bytes_per_token * in.block_size;
   const int64_t usable = std::max<int64_t>(in.budget_bytes, 0) / block_bytes - 1;  // - block 0

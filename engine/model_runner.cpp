@@ -5,6 +5,8 @@
 #include <utility>
 
 #include "common/error.h"
+#include "engine/proposer.h"
+#include "engine/spec_decode.h"
 #include "model/llama_model.h"
 
 namespace tessera {
@@ -40,6 +42,35 @@ ModelRunner::ModelRunner(LlamaModel& model, int block_size, const SamplingSource
       source_(source),
       pad_decode_batches_(pad_decode_batches) {}
 
+namespace {
+
+// One logits row to sample: sequence `seq` (index into plan.seqs) after `j` of its drafts.
+struct Row {
+  size_t seq = 0;
+  int j = 0;
+  SeqSampling view;
+};
+
+// Writes the proposed tokens into the layout's draft slots (the last num_draft rows of
+// each sequence).
+void write_drafts(const StepPlan& plan, const std::vector<std::vector<int32_t>>& drafts,
+                  StepLayout& layout) {
+  if (drafts.size() != plan.seqs.size())
+    throw Error(ErrorKind::kInternal, "proposer returned drafts for " +
+                                          std::to_string(drafts.size()) + " of " +
+                                          std::to_string(plan.seqs.size()) + " sequences");
+  for (size_t i = 0; i < plan.seqs.size(); ++i) {
+    const int k = plan.seqs[i].num_draft;
+    if (static_cast<int>(drafts[i].size()) != k)
+      throw Error(ErrorKind::kInternal, "proposer returned " + std::to_string(drafts[i].size()) +
+                                            " tokens for a draft of " + std::to_string(k));
+    const int end = layout.query_start[i + 1];
+    std::copy(drafts[i].begin(), drafts[i].end(), layout.tokens.begin() + (end - k));
+  }
+}
+
+}  // namespace
+
 StepOutput ModelRunner::execute(const StepPlan& plan) {
   StepOutput out;
   std::vector<std::pair<int32_t, int32_t>> pairs;
@@ -48,10 +79,16 @@ StepOutput ModelRunner::execute(const StepPlan& plan) {
   if (!pairs.empty()) model_.copy_kv_blocks(pairs);
   if (plan.empty()) {
     if (forward_step_ && !pairs.empty()) forward_step_(pairs, StepLayout{});
+    if (proposer_ && !pairs.empty()) proposer_->propose(plan, StepLayout{}, pairs);
     return out;
   }
 
   StepLayout layout = build_step_layout(plan, block_size_);
+  std::vector<std::vector<int32_t>> drafts(plan.seqs.size());
+  if (proposer_) {
+    drafts = proposer_->propose(plan, layout, pairs);
+    write_drafts(plan, drafts, layout);
+  }
   const size_t rows = layout.logit_rows.size();
   if (pad_decode_batches_ && is_decode_only(layout))
     pad_decode_step(layout, padded_decode_batch(layout.num_seqs()) - layout.num_seqs());
@@ -62,61 +99,92 @@ StepOutput ModelRunner::execute(const StepPlan& plan) {
   out.vocab = model_.config().vocab_size;
   const auto vocab = static_cast<size_t>(out.vocab);
 
-  std::vector<SeqSampling> views;
-  std::vector<SeqId> ids;
-  views.reserve(rows);
-  for (const ScheduledSeq& s : plan.seqs) {
+  std::vector<Row> table;
+  table.reserve(rows);
+  for (size_t i = 0; i < plan.seqs.size(); ++i) {
+    const ScheduledSeq& s = plan.seqs[i];
     if (!s.sample) continue;
-    views.push_back(source_.sampling_for(s.id));
-    ids.push_back(s.id);
+    const SeqSampling view = source_.sampling_for(s.id);
+    for (int j = 0; j <= s.num_draft; ++j) table.push_back({i, j, view});
   }
-  if (views.size() != rows)
+  if (table.size() != rows)
     throw Error(ErrorKind::kInternal, "step has " + std::to_string(rows) + " logit rows for " +
-                                          std::to_string(views.size()) + " sampling sequences");
+                                          std::to_string(table.size()) + " to sample");
 
   // Rows the device sampler covers never leave the device; the others get a greedy spec there
-  // (cheap, ignored) and only their logits rows come to the host.
+  // (cheap, ignored) and only their logits rows come to the host. A draft row samples as the
+  // token after draft[0, j): the same draw index it would have without speculation.
   std::vector<char> on_device(rows, 0);
   std::vector<SampleSpec> specs(rows);
-  std::vector<int32_t> device_tokens(rows, -1);
+  std::vector<int32_t> tokens(rows, -1);
   for (size_t i = 0; i < rows; ++i) {
-    on_device[i] = samples_on_device(*views[i].params);
-    if (on_device[i])
-      specs[i] = device_sample_spec(views[i]);
-    else
+    on_device[i] = samples_on_device(*table[i].view.params);
+    if (on_device[i]) {
+      specs[i] = device_sample_spec(table[i].view);
+      specs[i].offset += static_cast<uint64_t>(table[i].j);
+    } else {
       specs[i].temperature = 0.0f;
+    }
   }
+  std::vector<int32_t> host_row(rows, -1);
   const bool any_device = std::find(on_device.begin(), on_device.end(), 1) != on_device.end();
   if (!any_device ||
-      !ops.sample_on_device(logits, static_cast<int>(rows), out.vocab, specs, device_tokens)) {
+      !ops.sample_on_device(logits, static_cast<int>(rows), out.vocab, specs, tokens)) {
     std::fill(on_device.begin(), on_device.end(), 0);
     out.logits.resize(rows * vocab);
     ops.to_host(out.logits.data(), logits, out.logits.size() * sizeof(float));
+    for (size_t i = 0; i < rows; ++i) host_row[i] = static_cast<int32_t>(i);
   } else {
-    out.host_row.assign(rows, -1);
     for (size_t i = 0; i < rows; ++i) {
       if (on_device[i]) continue;
-      out.host_row[i] = static_cast<int32_t>(out.logits.size() / vocab);
+      host_row[i] = static_cast<int32_t>(out.logits.size() / vocab);
       out.logits.resize(out.logits.size() + vocab);
       ops.to_host(out.logits.data() + out.logits.size() - vocab, logits + i * vocab,
                   vocab * sizeof(float));
     }
   }
 
+  std::vector<std::optional<TokenLogprob>> lps(rows);
+  std::vector<int32_t> history;
+  for (size_t i = 0; i < rows; ++i) {
+    if (on_device[i]) continue;
+    const Row& r = table[i];
+    std::span<const int32_t> output = r.view.output;
+    if (r.j > 0) {  // penalties see the drafts as generated
+      const std::vector<int32_t>& d = drafts[r.seq];
+      history.assign(output.begin(), output.end());
+      history.insert(history.end(), d.begin(), d.begin() + r.j);
+      output = history;
+    }
+    const std::span<const float> row(out.logits.data() + static_cast<size_t>(host_row[i]) * vocab,
+                                     vocab);
+    SampleResult res = sample_token(row, *r.view.params, {r.view.prompt, output}, r.view.seed);
+    tokens[i] = res.token;
+    lps[i] = std::move(res.logprob);
+  }
+
+  // Each sequence emits its accepted drafts and the target's next token.
   out.sampled.reserve(rows);
   out.logprobs.reserve(rows);
-  for (size_t i = 0; i < rows; ++i) {
-    const SeqSampling& view = views[i];
-    if (on_device[i]) {
-      out.sampled.push_back({ids[i], device_tokens[i]});
-      out.logprobs.emplace_back();
-      continue;
+  out.host_row.reserve(rows);
+  std::vector<int> accepted(plan.seqs.size(), 0);
+  for (size_t i = 0; i < rows;) {
+    const size_t seq = table[i].seq;
+    const ScheduledSeq& s = plan.seqs[seq];
+    const int k = s.num_draft;
+    const int a = k == 0 ? 0
+                         : accepted_prefix(drafts[seq], std::span<const int32_t>(tokens).subspan(
+                                                            i, static_cast<size_t>(k) + 1));
+    for (size_t r = i; r <= i + static_cast<size_t>(a); ++r) {
+      out.sampled.push_back({s.id, tokens[r]});
+      out.logprobs.push_back(std::move(lps[r]));
+      out.host_row.push_back(host_row[r]);
     }
-    const SampleResult r =
-        sample_token(out.row(i), *view.params, {view.prompt, view.output}, view.seed);
-    out.sampled.push_back({ids[i], r.token});
-    out.logprobs.push_back(r.logprob);
+    if (k > 0) out.spec.push_back({s.id, k, a});
+    accepted[seq] = a;
+    i += static_cast<size_t>(k) + 1;
   }
+  if (proposer_) proposer_->verified(plan, accepted);
   return out;
 }
 

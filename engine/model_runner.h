@@ -24,6 +24,7 @@
 namespace tessera {
 
 class LlamaModel;
+class Proposer;
 
 // What the sampler needs to know about one sequence; spans must stay valid during execute().
 struct SeqSampling {
@@ -40,16 +41,25 @@ class SamplingSource {
   virtual SeqSampling sampling_for(SeqId id) const = 0;
 };
 
+// One sequence's verification in a speculative step.
+struct SpecResult {
+  SeqId id = 0;
+  int drafted = 0;   // proposed tokens verified
+  int accepted = 0;  // of those, accepted (the step emitted accepted + 1 tokens)
+};
+
 struct StepOutput {
-  std::vector<SampledToken> sampled;                  // plan order, one per sampling seq
+  // Plan order, one per sampling seq; a seq verifying a draft has accepted + 1 in a row.
+  std::vector<SampledToken> sampled;
   std::vector<std::optional<TokenLogprob>> logprobs;  // aligned with sampled
   std::vector<float> logits;                          // host rows, [.., vocab], raw
-  // logits row of the i-th sampled sequence, -1 when it was sampled on the device and its
+  // logits row of the i-th sampled token, -1 when it was sampled on the device and its
   // row never reached the host. Empty: row i is logits row i.
   std::vector<int32_t> host_row;
   int vocab = 0;
+  std::vector<SpecResult> spec;  // sequences that verified a draft, plan order
 
-  // Raw logits of the i-th sampled sequence (n > 1 samples its other choices from it).
+  // Raw logits of the i-th sampled token (n > 1 samples its other choices from it).
   // Throws Error(kInternal) when that row stayed on the device.
   std::span<const float> row(size_t i) const;
 };
@@ -82,9 +92,12 @@ class ModelRunner final : public StepExecutor {
   using StepForwarder = std::function<void(std::span<const std::pair<int32_t, int32_t>> copies,
                                            const StepLayout& layout)>;
   void set_step_forwarder(StepForwarder f) { forward_step_ = std::move(f); }
+  // Speculative decoding: fills the plan's draft slots each step (engine/proposer.h).
+  void set_proposer(Proposer* p) { proposer_ = p; }
 
  private:
   StepForwarder forward_step_;
+  Proposer* proposer_ = nullptr;
   LlamaModel& model_;
   int block_size_;
   const SamplingSource& source_;

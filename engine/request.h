@@ -59,6 +59,9 @@ struct GenerationEvent {
   int prompt_tokens = 0;
   int completion_tokens = 0;
   int cached_prompt_tokens = 0;
+  // Speculative decoding: this choice's tokens proposed (and verified) and accepted.
+  int spec_draft_tokens = 0;
+  int spec_accepted_tokens = 0;
 };
 
 }  // namespace tessera

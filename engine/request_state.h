@@ -38,6 +38,8 @@ struct ChoiceState {
   StopMatcher stops;
   bool finished = false;
   Clock::time_point last_token_time{};
+  int spec_draft_tokens = 0;  // speculative tokens verified / accepted
+  int spec_accepted_tokens = 0;
 };
 
 struct RequestState {

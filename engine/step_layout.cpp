@@ -37,7 +37,8 @@ StepLayout build_step_layout(const StepPlan& plan, int block_size) {
     layout.block_tables.insert(layout.block_tables.end(), s.block_table.begin(),
                                s.block_table.end());
     layout.block_table_start.push_back(static_cast<int32_t>(layout.block_tables.size()));
-    if (s.sample) layout.logit_rows.push_back(static_cast<int32_t>(layout.tokens.size()) - 1);
+    const auto end_row = static_cast<int32_t>(layout.tokens.size());
+    for (int32_t r = end_row - s.num_logit_rows(); r < end_row; ++r) layout.logit_rows.push_back(r);
   }
   return layout;
 }

@@ -12,7 +12,8 @@
 
 namespace tessera {
 
-// Rows of the sampling sequences reach the LM head, in plan order. Throws Error(kInternal)
+// Rows of the sampling sequences reach the LM head, in plan order (a sequence verifying a
+// draft of k tokens: its last k + 1 rows). Throws Error(kInternal)
 // if a sequence's tokens disagree with its range or its block table is too short.
 StepLayout build_step_layout(const StepPlan& plan, int block_size);
 

@@ -230,6 +230,15 @@ void KvCacheManager::cache_computed_blocks(SequenceKv& seq, std::span<const int3
   }
 }
 
+void KvCacheManager::truncate(SequenceKv& seq, int num_tokens) {
+  if (seq.owner_ != this) throw Error(ErrorKind::kInternal, "truncate: foreign handle");
+  const int keep = std::max(blocks_for_tokens(num_tokens), seq.num_cached_blocks());
+  while (seq.num_blocks() > keep) {
+    pool_.release(seq.blocks_.back());
+    seq.blocks_.pop_back();
+  }
+}
+
 SequenceKv KvCacheManager::fork(const SequenceKv& parent, int num_tokens) {
   if (parent.owner_ != this) throw Error(ErrorKind::kInternal, "fork: foreign handle");
   const int n = blocks_for_tokens(num_tokens);

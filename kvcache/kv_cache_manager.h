@@ -145,6 +145,10 @@ class KvCacheManager {
   // block so later prompts can share it. No-op when prefix caching is off.
   void cache_computed_blocks(SequenceKv& seq, std::span<const int32_t> tokens, int num_computed);
 
+  // Speculative decoding rolled back a rejected tail: keeps the blocks covering positions
+  // [0, num_tokens) and releases the rest (never a cached block: those are computed).
+  void truncate(SequenceKv& seq, int num_tokens);
+
   // A new table sharing parent's blocks for positions [0, num_tokens) (ref counts +1).
   // Writes into a shared partial block are copied first (see allocate_slots).
   SequenceKv fork(const SequenceKv& parent, int num_tokens);

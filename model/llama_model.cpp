@@ -117,12 +117,13 @@ size_t LlamaModel::kv_bytes_per_token(KvDtype dtype) const {
                                      ops_.resolve_kv_dtype(dtype));
 }
 
-const float* LlamaModel::forward_on_device(const StepLayout& layout) {
+const float* LlamaModel::forward_on_device(const StepLayout& layout, int num_layers) {
   KvCache& kv = kv_cache();
   const ModelConfig& c = config_;
   Impl& m = *impl_;
   const int t = layout.num_tokens();
   const int num_logits = static_cast<int>(layout.logit_rows.size());
+  if (num_layers <= 0 || num_layers > c.num_layers) num_layers = c.num_layers;
   const int64_t dim = c.hidden_size, qdim = int64_t{c.num_heads} * c.head_dim;
   const int64_t kvdim = int64_t{c.num_kv_heads} * c.head_dim, ffn = c.intermediate_size;
   auto bytes = [&](int64_t elems) { return ops_.activation_bytes(elems); };
@@ -144,7 +145,7 @@ const float* LlamaModel::forward_on_device(const StepLayout& layout) {
   // KV cache (a new address means a new graph); backends without graphs return false and
   // run the ops below.
   const bool decode_only = t == layout.num_seqs() && num_logits == t;
-  uint64_t key = static_cast<uint64_t>(t);
+  uint64_t key = static_cast<uint64_t>(t) * 1000003u + static_cast<uint64_t>(num_layers);
   for (const Buffer* b :
        {&m.h, &m.xn, &m.q, &m.k, &m.v, &m.attn, &m.proj, &m.gate, &m.up, &m.last, &m.logits}) {
     key = key * 1000003u ^ reinterpret_cast<uintptr_t>(b->get());
@@ -152,7 +153,7 @@ const float* LlamaModel::forward_on_device(const StepLayout& layout) {
   key = key * 1000003u ^ reinterpret_cast<uintptr_t>(&kv);
   const bool replayed = decode_only && ops_.graph_replay(key);
   const bool capturing = decode_only && !replayed && ops_.graph_capture_begin(key);
-  if (!replayed) run_step(layout, capturing);
+  if (!replayed) run_step(layout, capturing, num_layers);
   return num_logits == 0 || !m.has_lm_head ? nullptr : m.logits.f32();
 }
 
@@ -165,7 +166,7 @@ void LlamaModel::forward(const StepLayout& layout, std::vector<float>& logits) {
 }
 
 // The step's ops after begin_step (graph-capturable: no host synchronization inside).
-void LlamaModel::run_step(const StepLayout& layout, bool capturing) {
+void LlamaModel::run_step(const StepLayout& layout, bool capturing, int num_layers) {
   Impl& m = *impl_;
   KvCache& kv = *m.kv;
   const int t = layout.num_tokens();
@@ -175,7 +176,7 @@ void LlamaModel::run_step(const StepLayout& layout, bool capturing) {
 
   m.embed.forward(ops_, m.h.get());
   const void* pending = nullptr;  // last sub-block's output, not yet added to the residual
-  for (size_t i = 0; i < m.layers.size(); ++i) {
+  for (size_t i = 0; i < static_cast<size_t>(num_layers); ++i) {
     const DecoderLayer& L = m.layers[i];
     L.attn_norm.forward(ops_, m.h.get(), pending, m.xn.get());
     L.attn.forward(ops_, kv, static_cast<int>(i), m.xn.get(), t, scratch, m.proj.get());

@@ -39,7 +39,9 @@ class LlamaModel {
   // Runs one step and leaves the logits in backend memory: [layout.logit_rows.size(), vocab]
   // f32, valid until the next forward. The work may still be in flight (the backend's own
   // stream orders what follows); nullptr when the step has no logit rows.
-  const float* forward_on_device(const StepLayout& layout);
+  // num_layers > 0 runs only the first num_layers decoder layers before the final norm and
+  // LM head: the early-exit draft of self-speculative decoding (it writes those layers' KV).
+  const float* forward_on_device(const StepLayout& layout, int num_layers = 0);
 
   const ModelConfig& config() const { return config_; }
   Ops& ops() { return ops_; }
@@ -48,7 +50,7 @@ class LlamaModel {
 
  private:
   struct Impl;
-  void run_step(const StepLayout& layout, bool capturing);
+  void run_step(const StepLayout& layout, bool capturing, int num_layers);
   ModelConfig config_;
   Ops& ops_;
   std::unique_ptr<Impl> impl_;

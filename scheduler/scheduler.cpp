@@ -48,8 +48,9 @@ struct Scheduler::Sequence {
   bool ever_started = false;
   int num_cached_prompt = 0;
   int num_preemptions = 0;
-  int reserved = 1;  // slots against max_num_seqs: itself plus forks still to come
-  SequenceKv kv;     // detached while waiting
+  int reserved = 1;   // slots against max_num_seqs: itself plus forks still to come
+  int draft_len = 0;  // speculative slots wanted at the next schedule()
+  SequenceKv kv;      // detached while waiting
 
   int num_tokens() const { return static_cast<int>(tokens.size()); }
   bool started() const { return kv.attached(); }
@@ -239,6 +240,11 @@ bool Scheduler::fork(SeqId parent_id, SeqId child_id, int32_t first_token) {
   return true;
 }
 
+void Scheduler::set_draft_len(SeqId id, int draft_len) {
+  auto it = sequences_.find(id);
+  if (it != sequences_.end()) it->second->draft_len = std::max(0, draft_len);
+}
+
 // ---- one scheduling pass ----
 
 // State of one schedule() call. Entries are planned in service order and may be rolled back
@@ -267,7 +273,9 @@ class Scheduler::Pass {
   bool waits_before(const Sequence& a, const Sequence& b) const;
   int chunk_for(int remaining) const;
   Outcome try_schedule(Sequence& seq, bool joining);
-  void add_entry(Sequence& seq, int start, int end, bool is_prefill, std::vector<BlockCopy> copies);
+  int draft_for(const Sequence& seq) const;
+  void add_entry(Sequence& seq, int start, int end, bool is_prefill, std::vector<BlockCopy> copies,
+                 int num_draft = 0);
   std::optional<SeqId> pick_victim(const Sequence& self) const;
   void preempt(Sequence& victim);
   void fail(Sequence& seq, FailReason reason, std::string message);
@@ -383,15 +391,28 @@ int Scheduler::Pass::chunk_for(int remaining) const {
   return 0;
 }
 
+// Draft slots a decode of `seq` may take now: what the engine asked for, within the token
+// budget (the known token comes first) and within the sequence's remaining length.
+int Scheduler::Pass::draft_for(const Sequence& seq) const {
+  int draft = std::min(seq.draft_len, budget_ - 1);
+  // Accepting all k drafts adds k + 1 tokens: keep within max_new_tokens and max_model_len.
+  draft = std::min(draft, seq.num_prompt + seq.max_new_tokens - seq.num_tokens() - 1);
+  if (s_.config_.max_model_len > 0)
+    draft = std::min(draft, s_.config_.max_model_len - seq.num_tokens() - 1);
+  return std::max(0, draft);
+}
+
 void Scheduler::Pass::add_entry(Sequence& seq, int start, int end, bool is_prefill,
-                                std::vector<BlockCopy> copies) {
+                                std::vector<BlockCopy> copies, int num_draft) {
   Entry e;
   e.seq.id = seq.id;
   e.seq.start = start;
   e.seq.end = end;
-  e.seq.sample = end == seq.num_tokens();
+  e.seq.sample = end - num_draft == seq.num_tokens();
   e.seq.is_prefill = is_prefill;
-  e.seq.tokens.assign(seq.tokens.begin() + start, seq.tokens.begin() + end);
+  e.seq.num_draft = num_draft;
+  e.seq.tokens.assign(seq.tokens.begin() + start, seq.tokens.begin() + (end - num_draft));
+  e.seq.tokens.resize(static_cast<size_t>(end - start), 0);  // draft placeholders
   e.seq.block_table = seq.kv.blocks();
   e.copies = std::move(copies);
   budget_ = std::max(0, budget_ - (end - start));
@@ -432,6 +453,14 @@ Scheduler::Pass::Outcome Scheduler::Pass::try_schedule(Sequence& seq, bool joini
   const int chunk = chunk_for(seq.num_tokens() - start);
   if (chunk == 0) return Outcome::kSkipped;
   std::vector<BlockCopy> copies;
+  // A draft is optional: without blocks for it, the plain decode goes ahead.
+  if (const int draft = decode ? draft_for(seq) : 0; draft > 0) {
+    if (kv.allocate_slots(seq.kv, start, start + chunk + draft, copies)) {
+      add_entry(seq, start, start + chunk + draft, false, std::move(copies), draft);
+      return Outcome::kScheduled;
+    }
+    copies.clear();
+  }
   if (!kv.allocate_slots(seq.kv, start, start + chunk, copies)) return Outcome::kNoBlocks;
   add_entry(seq, start, start + chunk, !decode, std::move(copies));
   return Outcome::kScheduled;
@@ -558,29 +587,36 @@ StepPlan Scheduler::schedule(TimePoint now) {
   pass.sort_waiting();  // preempted sequences rejoin in service order
   pass.finalize(plan);
   kv_.release_copy_sources();
+  for (auto& [id, seq] : sequences_) seq->draft_len = 0;
   return plan;
 }
 
 // ---- update ----
 
 void Scheduler::update(const StepPlan& plan, std::span<const SampledToken> sampled) {
-  std::unordered_map<SeqId, int32_t> token_of;
-  for (const SampledToken& t : sampled) token_of[t.id] = t.token;
+  std::unordered_map<SeqId, std::vector<int32_t>> tokens_of;
+  for (const SampledToken& t : sampled) tokens_of[t.id].push_back(t.token);
   for (const ScheduledSeq& e : plan.seqs) {
     auto it = sequences_.find(e.id);
     if (it == sequences_.end()) continue;  // finished or aborted since schedule()
     Sequence& seq = *it->second;
     // Preempted (or otherwise re-planned) since this plan: its KV is gone, skip.
     if (seq.state != SeqState::kRunning || seq.num_computed != e.start || !seq.started()) continue;
-    seq.num_computed = e.end;
-    kv_.cache_computed_blocks(seq.kv, seq.tokens, seq.num_computed);
-    if (!e.sample) continue;
-    auto tok = token_of.find(e.id);
-    if (tok == token_of.end()) {
-      throw Error(ErrorKind::kInternal,
-                  "update: no sampled token for sequence " + std::to_string(e.id));
+    seq.num_computed = e.end - e.num_draft;
+    if (e.sample) {
+      auto tok = tokens_of.find(e.id);
+      const size_t n = tok == tokens_of.end() ? 0 : tok->second.size();
+      if (n == 0 || n > static_cast<size_t>(e.num_draft) + 1) {
+        throw Error(ErrorKind::kInternal,
+                    "update: " + std::to_string(n) + " sampled tokens for sequence " +
+                        std::to_string(e.id) + " with a draft of " + std::to_string(e.num_draft));
+      }
+      // Accepted drafts were computed in this step; the last token is new.
+      seq.num_computed += static_cast<int>(n) - 1;
+      seq.tokens.insert(seq.tokens.end(), tok->second.begin(), tok->second.end());
+      if (e.num_draft > 0) kv_.truncate(seq.kv, seq.num_computed);
     }
-    seq.tokens.push_back(tok->second);
+    kv_.cache_computed_blocks(seq.kv, seq.tokens, seq.num_computed);
   }
 }
 

@@ -74,6 +74,8 @@ struct SubmitResult {
   bool ok() const { return status == SubmitStatus::kAccepted; }
 };
 
+// A sequence verifying a draft of k tokens yields 1 to k + 1 consecutive entries with its id:
+// the accepted draft tokens, then the target model's own next token.
 struct SampledToken {
   SeqId id = 0;
   int32_t token = 0;
@@ -129,14 +131,21 @@ class Scheduler {
   // when the child runs now. Throws Error(kInvalidArgument) if parent is not in that state
   // or child is taken.
   bool fork(SeqId parent, SeqId child, int32_t first_token);
+  // Speculative decoding: the next schedule() plans `draft_len` slots for proposed tokens
+  // after this sequence's last known token, if it decodes then. Clamped so accepted tokens
+  // never pass max_new_tokens or max_model_len, and dropped (never preempting anyone) when
+  // the token budget or free blocks fall short. Applies to one schedule() only.
+  void set_draft_len(SeqId id, int draft_len);
   // Static policy: launch a partial batch at the next schedule() (no effect on an empty
   // queue; a batch still running finishes first).
   void flush() { flush_requested_ = true; }
 
   StepPlan schedule(std::chrono::steady_clock::time_point now);
   // Records that `plan` ran: computed counts advance, full blocks enter the prefix cache,
-  // and each sequence with sample == true appends its token from `sampled` (Error(kInternal)
-  // if missing). Sequences aborted or finished since schedule() are skipped.
+  // and each sequence with sample == true appends its token(s) from `sampled`
+  // (Error(kInternal) if missing). A draft's rejected tail is rolled back: the computed
+  // count stops after the accepted tokens and blocks past it are freed. Sequences aborted or
+  // finished since schedule() are skipped.
   void update(const StepPlan& plan, std::span<const SampledToken> sampled);
 
   std::optional<SequenceInfo> info(SeqId id) const;

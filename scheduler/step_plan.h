@@ -17,12 +17,17 @@ struct ScheduledSeq {
   SeqId id = 0;
   int start = 0;  // = tokens computed before this step (after any prefix-cache hit)
   int end = 0;    // tokens computed after this step; <= tokens known
-  // end == tokens known: the last row yields logits and the engine samples one token.
+  // end == tokens known (+ num_draft): the last row yields logits and the engine samples
+  // one token; with a draft, each of the last num_draft + 1 rows does (verification).
   bool sample = false;
+  // Speculative decoding: the last num_draft positions of [start, end) are slots for
+  // proposed tokens (tokens holds placeholders there; the proposer fills them in the step).
+  int num_draft = 0;
   bool is_prefill = false;           // start < prompt length (incl. recompute after preemption)
   std::vector<int32_t> tokens;       // token ids at [start, end)
   std::vector<BlockId> block_table;  // covers positions [0, end); slot = table[p / B] * B + p % B
   int num_tokens() const { return end - start; }
+  int num_logit_rows() const { return sample ? num_draft + 1 : 0; }
 };
 
 enum class FailReason {

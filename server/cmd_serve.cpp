@@ -40,6 +40,10 @@ struct ServeCli {
   bool tp_external_workers = false;
   int max_model_len = 0, static_batch_size = 0, max_waiting = 0, health_stall_timeout_ms = 0;
   int drain_timeout_s = 0;
+  std::string speculative, draft_model;
+  int num_speculative_tokens = 0, spec_early_exit_layers = 0, spec_ngram_max = 0;
+  int spec_max_step_tokens = 0;
+  bool spec_fixed = false;
   int64_t kv_cache_mb = 0;
   bool no_chunked_prefill = false, no_prefix_caching = false;
   std::vector<std::pair<CLI::Option*, std::function<void(ServeConfig&)>>> overrides;
@@ -113,6 +117,30 @@ void define_options(CLI::App* cmd, ServeCli& cli) {
   flag(cmd, cli, "--quantization", cli.quantization,
        "quantize projections at load: none | fp8 | int8 | int4 (or convert: f32 | f16 | bf16)",
        [](ServeConfig& c, const std::string& v) { c.engine.quantization = v; });
+  flag(cmd, cli, "--speculative", cli.speculative,
+       "Speculative decoding: none | ngram | draft | early-exit",
+       [](ServeConfig& c, const std::string& v) { c.engine.speculative = v; });
+  flag(cmd, cli, "--num-speculative-tokens", cli.num_speculative_tokens,
+       "Draft tokens per step at most (default 4)",
+       [](ServeConfig& c, int v) { c.engine.num_speculative_tokens = v; });
+  flag(cmd, cli, "--draft-model", cli.draft_model,
+       "Draft model for --speculative draft (same tokenizer as --model)",
+       [](ServeConfig& c, const std::string& v) { c.engine.draft_model = v; });
+  flag(cmd, cli, "--speculative-early-exit-layers", cli.spec_early_exit_layers,
+       "Layers of the early-exit draft (default: a quarter of the model's)",
+       [](ServeConfig& c, int v) { c.engine.speculative_early_exit_layers = v; });
+  flag(cmd, cli, "--speculative-ngram-max", cli.spec_ngram_max,
+       "Longest suffix the n-gram proposer looks up (default 4)",
+       [](ServeConfig& c, int v) { c.engine.speculative_ngram_max = v; });
+  flag(cmd, cli, "--speculative-max-step-tokens", cli.spec_max_step_tokens,
+       "No drafting when decoding sequences x (k + 1) exceed this (0: backend default)",
+       [](ServeConfig& c, int v) { c.engine.speculative_max_step_tokens = v; });
+  CLI::Option* sf =
+      cmd->add_flag("--speculative-fixed", cli.spec_fixed,
+                    "Always draft --num-speculative-tokens (no adaptation to acceptance)");
+  sf->envname(env_name("--speculative-fixed"));
+  cli.overrides.emplace_back(
+      sf, [&cli](ServeConfig& c) { c.engine.speculative_adaptive = !cli.spec_fixed; });
   flag(cmd, cli, "--static-batch-size", cli.static_batch_size, "Static policy: batch size N",
        [](ServeConfig& c, int v) { c.engine.static_batch_size = v; });
   flag(cmd, cli, "--max-waiting", cli.max_waiting, "Waiting-queue bound (beyond: 429)",

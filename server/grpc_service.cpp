@@ -261,6 +261,8 @@ class InferenceService final : public pb::Inference::Service {
         u->set_prompt_tokens(ev->prompt_tokens > 0 ? ev->prompt_tokens : prompt_len);
         u->set_completion_tokens(ev->completion_tokens);
         u->set_cached_prompt_tokens(ev->cached_prompt_tokens);
+        u->set_spec_draft_tokens(ev->spec_draft_tokens);
+        u->set_spec_accepted_tokens(ev->spec_accepted_tokens);
       }
       if (!writer.Write(out)) {  // the client went away
         stream->cancel();

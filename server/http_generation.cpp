@@ -42,6 +42,8 @@ void Generation::on_event(int choice, const GenerationEvent& ev, std::string& ou
   if (ev.finish) {
     usage_.completion_tokens += std::max(ev.completion_tokens, counted_[choice]);
     if (choice % n_ == 0) usage_.cached_tokens += ev.cached_prompt_tokens;  // once per prompt
+    usage_.spec_draft_tokens += ev.spec_draft_tokens;
+    usage_.spec_accepted_tokens += ev.spec_accepted_tokens;
   }
   if (!stream_) return;
   if (ev.finish == FinishReason::kError) {

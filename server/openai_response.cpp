@@ -9,10 +9,14 @@ namespace tessera {
 using json = nlohmann::json;
 
 json Usage::to_json() const {
-  return {{"prompt_tokens", prompt_tokens},
-          {"completion_tokens", completion_tokens},
-          {"total_tokens", prompt_tokens + completion_tokens},
-          {"prompt_tokens_details", {{"cached_tokens", cached_tokens}}}};
+  json out = {{"prompt_tokens", prompt_tokens},
+              {"completion_tokens", completion_tokens},
+              {"total_tokens", prompt_tokens + completion_tokens},
+              {"prompt_tokens_details", {{"cached_tokens", cached_tokens}}}};
+  if (spec_draft_tokens > 0)
+    out["speculative"] = {{"draft_tokens", spec_draft_tokens},
+                          {"accepted_tokens", spec_accepted_tokens}};
+  return out;
 }
 
 void ChoiceOutput::add(const GenerationEvent& ev) {

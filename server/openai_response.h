@@ -28,6 +28,10 @@ struct Usage {
   int prompt_tokens = 0;
   int completion_tokens = 0;
   int cached_tokens = 0;
+  // Speculative decoding (an extension): proposed tokens verified, and accepted; reported
+  // as usage.speculative when any were proposed.
+  int spec_draft_tokens = 0;
+  int spec_accepted_tokens = 0;
   nlohmann::json to_json() const;
 };
 

@@ -1,0 +1,46 @@
+#include "engine/spec_decode.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "common/error.h"
+
+namespace tessera {
+
+int accepted_prefix(std::span<const int32_t> draft, std::span<const int32_t> sampled) {
+  if (sampled.size() != draft.size() + 1)
+    throw Error(ErrorKind::kInternal, "verification: " + std::to_string(sampled.size()) +
+                                          " samples for a draft of " +
+                                          std::to_string(draft.size()));
+  size_t a = 0;
+  while (a < draft.size() && draft[a] == sampled[a]) ++a;
+  return static_cast<int>(a);
+}
+
+int SpecController::draft_len(int num_decoding) {
+  ++steps_;
+  const int fit = num_decoding <= 0 ? 0 : config_.max_step_tokens / num_decoding - 1;
+  const int cap = std::clamp(fit, 0, config_.max_draft);
+  if (!config_.adaptive || cap == 0) return cap;
+  int best = 0;
+  double best_value = 1.0, expected = 1.0, term = 1.0;
+  for (int k = 1; k <= cap; ++k) {
+    term *= rate_;
+    expected += term;
+    const double value = expected / (1.0 + k * (config_.draft_cost + config_.verify_cost));
+    if (value > best_value) best_value = value, best = k;
+  }
+  // Keep measuring while off: one token every 16 steps, or the rate could never recover.
+  if (best == 0 && steps_ % 16 == 0) best = 1;
+  return best;
+}
+
+void SpecController::record(int64_t examined, int64_t accepted) {
+  if (examined <= 0) return;
+  // Weight a step by its comparisons, so a big step counts more than one proposal.
+  const double weight = 1.0 - std::pow(0.98, static_cast<double>(examined));
+  rate_ += weight * (static_cast<double>(accepted) / static_cast<double>(examined) - rate_);
+}
+
+}  // namespace tessera
