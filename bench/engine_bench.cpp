@@ -143,7 +143,17 @@ int main(int argc, char** argv) {
   app.add_option("--temperature", o.temperature, "0 = greedy")->capture_default_str();
   app.add_option("--seed", o.seed, "prompt and sampling seed")->capture_default_str();
   app.add_option("--warmup", o.warmup, "warm-up requests before timing")->capture_default_str();
+  app.add_option("--speculative", o.engine.speculative, "none | ngram | draft | early-exit")
+      ->capture_default_str();
+  app.add_option("--num-speculative-tokens", o.engine.num_speculative_tokens)
+      ->capture_default_str();
+  app.add_option("--draft-model", o.engine.draft_model, "speculative draft: the draft model");
+  app.add_option("--speculative-early-exit-layers", o.engine.speculative_early_exit_layers);
+  app.add_option("--speculative-max-step-tokens", o.engine.speculative_max_step_tokens);
+  bool spec_fixed = false;
+  app.add_flag("--speculative-fixed", spec_fixed, "always draft --num-speculative-tokens");
   CLI11_PARSE(app, argc, argv);
+  o.engine.speculative_adaptive = !spec_fixed;
 
   try {
     if (o.kv_cache_mb > 0) o.engine.kv_cache_bytes = o.kv_cache_mb << 20;
@@ -160,7 +170,9 @@ int main(int argc, char** argv) {
     auto engine = tessera::create_engine(o.engine);
     if (o.warmup > 0) run_batch(*engine, o, o.warmup, o.seed + 1000003);
 
+    const int64_t steps_before = engine->stats().steps_total;
     const RunResult r = run_batch(*engine, o, o.num_prompts, o.seed);
+    const int64_t steps = engine->stats().steps_total - steps_before;
     const int64_t input_tokens = static_cast<int64_t>(o.num_prompts) * o.input_len;
     const double decode_time = r.elapsed - r.last_first_token;
     const int64_t decode_tokens = r.output_tokens - static_cast<int64_t>(r.ttft.size());
@@ -175,6 +187,10 @@ int main(int argc, char** argv) {
     if (decode_time > 0 && decode_tokens > 0)
       std::printf("decode phase     %.1f output tok/s after the last first token (%.3f s)\n",
                   decode_tokens / decode_time, decode_time);
+    if (steps > 0)
+      std::printf("steps            %lld, %.3f ms each, %.2f output tokens per step\n",
+                  static_cast<long long>(steps), 1e3 * r.elapsed / static_cast<double>(steps),
+                  static_cast<double>(r.output_tokens) / static_cast<double>(steps));
     std::printf("TTFT             p50 %.3f s, p99 %.3f s; latency p50 %.3f s, p99 %.3f s\n",
                 percentile(r.ttft, 50), percentile(r.ttft, 99), percentile(r.latency, 50),
                 percentile(r.latency, 99));

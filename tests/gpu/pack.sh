@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the GPU programs on this (GPU-less, Debian) machine and packs them for the H200
-# image, which lacks CLI11, cpp-httplib and PCRE2 headers. One call to the device carries at
+# image, which lacks CLI11, Boost and PCRE2 headers. One call to the device carries at
 # most 64 MiB (the repo's tracked files, ~11 MB, included), so DEST (default .gpu/, git-ignored)
 # gets two loads:
 #   b/binlib.txz + m1/part00   the binaries, the .so files the image lacks, the model's first 45.5 MB
@@ -29,7 +29,7 @@ for t in $TARGETS; do
 done
 # Libraries of Debian's that Ubuntu 24.04 lacks or ships under another soname.
 ldd "$DEST"/bin/* | awk '/=>/ {print $3}' | sort -u |
-  grep -E "libspdlog|libfmt|libcpp-httplib|libbrotli|libpcre2" | xargs -r -I{} cp -L {} "$DEST/lib/"
+  grep -E "libspdlog|libfmt|libpcre2" | xargs -r -I{} cp -L {} "$DEST/lib/"
 git rev-parse HEAD >"$DEST/commit"
 [ -n "$(git status --porcelain --untracked-files=no)" ] && echo "+dirty" >>"$DEST/commit"
 rm -rf "$DEST/b" "$DEST/m1" "$DEST/m2"
