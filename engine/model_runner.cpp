@@ -90,8 +90,8 @@ StepOutput ModelRunner::execute(const StepPlan& plan) {
     write_drafts(plan, drafts, layout);
   }
   const size_t rows = layout.logit_rows.size();
-  if (pad_decode_batches_ && is_decode_only(layout))
-    pad_decode_step(layout, padded_decode_batch(layout.num_seqs()) - layout.num_seqs());
+  if (const int q = uniform_rows_per_seq(layout); pad_decode_batches_ && q > 0)
+    pad_decode_step(layout, padded_decode_batch(layout.num_seqs()) - layout.num_seqs(), q);
   if (forward_step_) forward_step_(pairs, layout);
   const float* logits = model_.forward_on_device(layout);
   if (rows == 0) return out;

@@ -56,17 +56,29 @@ int padded_decode_batch(int num_seqs) {
   return (num_seqs + 31) / 32 * 32;
 }
 
-void pad_decode_step(StepLayout& layout, int count) {
+int uniform_rows_per_seq(const StepLayout& layout) {
+  const int n = layout.num_seqs(), t = layout.num_tokens();
+  if (n == 0 || t % n != 0 || static_cast<int>(layout.logit_rows.size()) != t) return 0;
+  const int q = t / n;
+  if (q > layout.block_size) return 0;
+  for (int i = 0; i < n; ++i)
+    if (layout.query_start[i + 1] - layout.query_start[i] != q) return 0;
+  return q;
+}
+
+void pad_decode_step(StepLayout& layout, int count, int rows) {
   for (int i = 0; i < count; ++i) {
-    const auto row = static_cast<int32_t>(layout.tokens.size());
-    layout.tokens.push_back(0);
-    layout.positions.push_back(0);
-    layout.slot_mapping.push_back(0);
-    layout.query_start.push_back(row + 1);
-    layout.context_len.push_back(1);
+    const auto first = static_cast<int32_t>(layout.tokens.size());
+    for (int r = 0; r < rows; ++r) {
+      layout.tokens.push_back(0);
+      layout.positions.push_back(r);
+      layout.slot_mapping.push_back(r);
+      layout.logit_rows.push_back(first + r);
+    }
+    layout.query_start.push_back(first + rows);
+    layout.context_len.push_back(rows);
     layout.block_tables.push_back(0);
     layout.block_table_start.push_back(static_cast<int32_t>(layout.block_tables.size()));
-    layout.logit_rows.push_back(row);
   }
 }
 

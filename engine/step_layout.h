@@ -21,13 +21,18 @@ StepLayout build_step_layout(const StepPlan& plan, int block_size);
 // replays from CUDA graphs.
 bool is_decode_only(const StepLayout& layout);
 
+// Rows per sequence when every sequence contributes the same number of rows (at most a
+// block) and every row yields logits: decode steps (1) and speculative verification steps
+// with one draft length for all (k + 1). 0 otherwise. Such steps replay from CUDA graphs.
+int uniform_rows_per_seq(const StepLayout& layout);
+
 // The batch size a decode step of `num_seqs` is padded to, so that a few graph sizes cover
 // every batch: 1, 2, 4, then multiples of 8 up to 256, then multiples of 32.
 int padded_decode_batch(int num_seqs);
 
-// Appends `count` padding sequences: token 0 at position 0, written to slot 0 of the
-// reserved padding block 0 and attending only to it. Their logits rows come after the real
-// ones and are ignored.
-void pad_decode_step(StepLayout& layout, int count);
+// Appends `count` padding sequences of `rows` tokens (token 0 at positions 0 .. rows - 1,
+// written to the first slots of the reserved padding block 0 and attending only to them).
+// Their logits rows come after the real ones and are ignored.
+void pad_decode_step(StepLayout& layout, int count, int rows = 1);
 
 }  // namespace tessera

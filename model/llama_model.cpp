@@ -141,10 +141,14 @@ const float* LlamaModel::forward_on_device(const StepLayout& layout, int num_lay
 
   ops_.begin_step(layout, kv);
 
-  // Decode-only steps run from a CUDA graph keyed by batch size, buffer addresses and the
-  // KV cache (a new address means a new graph); backends without graphs return false and
-  // run the ops below.
-  const bool decode_only = t == layout.num_seqs() && num_logits == t;
+  // Decode steps, and verification steps with one draft length (every sequence the same
+  // rows, all yielding logits), run from a CUDA graph keyed by tokens, layers, buffer
+  // addresses and the KV cache (a new address means a new graph); backends without graphs
+  // return false and run the ops below.
+  const int n = layout.num_seqs();
+  bool decode_only = n > 0 && num_logits == t && t % n == 0 && t / n <= layout.block_size;
+  for (int i = 0; decode_only && i < n; ++i)
+    decode_only = layout.query_start[i + 1] - layout.query_start[i] == t / n;
   uint64_t key = static_cast<uint64_t>(t) * 1000003u + static_cast<uint64_t>(num_layers);
   for (const Buffer* b :
        {&m.h, &m.xn, &m.q, &m.k, &m.v, &m.attn, &m.proj, &m.gate, &m.up, &m.last, &m.logits}) {

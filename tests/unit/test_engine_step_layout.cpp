@@ -94,3 +94,33 @@ TEST_CASE("padding a decode step appends sequences on the reserved block 0", "[e
   prefill.num_tokens = 5;
   CHECK_FALSE(is_decode_only(build_step_layout(prefill, 16)));
 }
+
+TEST_CASE("verification steps: all draft rows yield logits; uniform ones pad to graph sizes",
+          "[engine][spec]") {
+  StepPlan plan;
+  ScheduledSeq a = seq(1, 20, 23, true, {9, 2});  // known token 20, draft slots 21 and 22
+  a.num_draft = 2;
+  ScheduledSeq b = seq(2, 3, 6, true, {4});
+  b.num_draft = 2;
+  plan.seqs = {a, b};
+  plan.num_tokens = 6;
+  StepLayout l = build_step_layout(plan, 16);
+  CHECK(l.logit_rows == std::vector<int32_t>{0, 1, 2, 3, 4, 5});
+  CHECK(uniform_rows_per_seq(l) == 3);
+  CHECK_FALSE(is_decode_only(l));
+  pad_decode_step(l, 2, 3);
+  CHECK(l.num_seqs() == 4);
+  CHECK(uniform_rows_per_seq(l) == 3);
+  CHECK(std::vector<int32_t>(l.positions.begin() + 6, l.positions.end()) ==
+        std::vector<int32_t>{0, 1, 2, 0, 1, 2});
+  CHECK(std::vector<int32_t>(l.slot_mapping.begin() + 6, l.slot_mapping.end()) ==
+        std::vector<int32_t>{0, 1, 2, 0, 1, 2});
+  CHECK(l.context_len == std::vector<int32_t>{23, 6, 3, 3});
+  CHECK(l.logit_rows.size() == 12);
+
+  // Different draft lengths: not uniform (runs without a graph).
+  plan.seqs[1].num_draft = 1;
+  plan.seqs[1].end = 5;
+  plan.seqs[1].tokens.pop_back();
+  CHECK(uniform_rows_per_seq(build_step_layout(plan, 16)) == 0);
+}
