@@ -199,14 +199,14 @@ void EngineImpl::admit_inbox() {
       continue;
     }
     const SeqId id = next_seq_++;
+    const SamplingParams& sp = req.request.sampling;
     SubmitResult r = scheduler_.submit({.id = id,
                                         .prompt = req.request.prompt,
-                                        .max_new_tokens = req.request.sampling.max_tokens,
+                                        .max_new_tokens = sp.max_tokens,
                                         .priority = req.request.priority,
                                         .deadline = req.request.deadline,
                                         .arrival = req.request.arrival,
-                                        .num_seqs = req.beams ? req.request.sampling.beam_width()
-                                                              : req.request.sampling.n});
+                                        .num_seqs = req.beams ? sp.beam_width() : sp.n});
     if (!r.ok()) {
       end_request(req, FinishReason::kError,
                   std::string(submit_status_name(r.status)) + ": " + r.message);

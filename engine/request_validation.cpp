@@ -42,14 +42,16 @@ void validate_beam_search(const SamplingParams& s, int max_num_seqs) {
                 std::to_string(max_num_seqs));
   require(std::isfinite(s.length_penalty), "length_penalty",
           "must be a finite number, got " + str(s.length_penalty));
-  require(s.top_p == 1.0f && s.top_k <= 0 && s.min_p == 0.0f, "top_p",
-          "top_p, top_k and min_p are not supported with use_beam_search");
-  require(s.repetition_penalty == 1.0f && s.presence_penalty == 0.0f && s.frequency_penalty == 0.0f,
-          "repetition_penalty", "penalties are not supported with use_beam_search");
+  require(s.top_p == 1.0f, "top_p", "must be 1 with use_beam_search");
+  require(s.top_k <= 0, "top_k", "must be off with use_beam_search");
+  require(s.min_p == 0.0f, "min_p", "must be 0 with use_beam_search");
+  require(s.repetition_penalty == 1.0f, "repetition_penalty", "must be 1 with use_beam_search");
+  require(s.presence_penalty == 0.0f && s.frequency_penalty == 0.0f, "presence_penalty",
+          "and frequency_penalty must be 0 with use_beam_search");
   require(s.stop.empty(), "stop",
-          "stop strings are not supported with use_beam_search (stop_token_ids are)");
+          "strings are not supported with use_beam_search (stop_token_ids are)");
   require(s.logprobs <= 0, "logprobs",
-          "with use_beam_search only the chosen token's logprob is available (logprobs 0)");
+          "must be 0 with use_beam_search (the chosen tokens' logprobs, no alternatives)");
 }
 
 }  // namespace
