@@ -113,6 +113,7 @@ std::shared_ptr<ResultStream> EngineImpl::submit(GenerationRequest request) {
   state->rules = StopRules::make(sp, *parts_.tokenizer, parts_.model_config.eos_token_id,
                                  parts_.max_model_len);
   state->request = std::move(request);
+  if (state->request.sampling.use_beam_search) start_beams(*state);
   std::shared_ptr<Signal> signal = signal_;
   state->stream = std::make_shared<StreamState>(sp.n, [signal] { signal->poke(); });
   auto handle = std::make_shared<StreamHandle>(state->stream);
@@ -199,19 +200,24 @@ void EngineImpl::admit_inbox() {
       continue;
     }
     const SeqId id = next_seq_++;
+    const SamplingParams& sp = req.request.sampling;
     SubmitResult r = scheduler_.submit({.id = id,
                                         .prompt = req.request.prompt,
-                                        .max_new_tokens = req.request.sampling.max_tokens,
+                                        .max_new_tokens = sp.max_tokens,
                                         .priority = req.request.priority,
                                         .deadline = req.request.deadline,
                                         .arrival = req.request.arrival,
-                                        .num_seqs = req.request.sampling.n});
+                                        .num_seqs = req.beams ? sp.beam_width() : sp.n});
     if (!r.ok()) {
       end_request(req, FinishReason::kError,
                   std::string(submit_status_name(r.status)) + ": " + r.message);
       continue;
     }
-    req.choices[0]->seq = id;
+    if (req.beams) {
+      req.beams->seqs = {id};
+    } else {
+      req.choices[0]->seq = id;
+    }
     seqs_.emplace(id, std::make_pair(&req, 0));
     metrics_.add_prompt_tokens(req.prompt_len());
   }
@@ -247,7 +253,9 @@ std::optional<Clock::time_point> EngineImpl::step() {
     std::this_thread::sleep_for(std::chrono::milliseconds(debug_stall_step_ms_));
   try {
     StepOutput out = executor_->execute(plan);
+    advance_beams(out);
     scheduler_.update(plan, out.sampled);
+    fork_beams();
     record_verifications(out);
     process_output(out);
     consecutive_failed_steps_ = 0;
@@ -264,8 +272,10 @@ void EngineImpl::plan_drafts() {
   std::vector<std::pair<SeqId, const std::vector<int32_t>*>> decoding;
   for (SeqId id : scheduler_.running_ids()) {
     const std::optional<SequenceInfo> info = scheduler_.info(id);
-    if (info && info->num_blocks > 0 && info->num_computed == info->num_tokens - 1)
-      decoding.emplace_back(id, scheduler_.tokens(id));
+    if (!info || info->num_blocks == 0 || info->num_computed != info->num_tokens - 1) continue;
+    // Beam search ranks every beam's next token each step: one token per step.
+    if (auto it = seqs_.find(id); it != seqs_.end() && it->second.first->beams) continue;
+    decoding.emplace_back(id, scheduler_.tokens(id));
   }
   const int k = spec_.draft_len(static_cast<int>(decoding.size()));
   if (k == 0) return;
@@ -321,6 +331,7 @@ void EngineImpl::process_output(const StepOutput& out) {
     auto it = seqs_.find(st.id);
     if (it == seqs_.end()) continue;
     auto [req, choice] = it->second;
+    if (req->beams) continue;  // advance_beams handled it
     if (choice == 0 && req->num_choices() > 1 && !req->forked) fork_siblings(*req, st.id, out, i);
     on_token(*req, choice, st.token, out.logprobs[i]);
   }
@@ -389,8 +400,8 @@ void EngineImpl::fail_step(const StepPlan& plan, const std::exception& e) {
 
 void EngineImpl::end_choice_or_request(RequestState& req, int choice, FinishReason reason,
                                        const std::string& error) {
-  // Before the fork, the siblings of choice 0 exist only through it.
-  if (choice == 0 && req.num_choices() > 1 && !req.forked) {
+  // Before the fork, the siblings of choice 0 exist only through it; beams share one fate.
+  if (req.beams || (choice == 0 && req.num_choices() > 1 && !req.forked)) {
     end_request(req, reason, error);
     return;
   }
@@ -401,6 +412,7 @@ void EngineImpl::end_choice_or_request(RequestState& req, int choice, FinishReas
 }
 
 void EngineImpl::end_request(RequestState& req, FinishReason reason, const std::string& error) {
+  release_beams(req, /*natural=*/false);
   for (auto& c : req.choices) {
     if (c->finished) continue;
     GenerationEvent ev;

@@ -104,6 +104,20 @@ class EngineImpl final : public Engine, private SamplingSource {
   void finish_choice(RequestState& req, ChoiceState& c, FinishReason reason,
                      const std::string& error, GenerationEvent ev);
   void on_request_done(RequestState& req);
+  // Beam search (engine_beam.cpp): next beams before scheduler.update, forks after it.
+  struct BeamFork {
+    RequestState* req;
+    SeqId parent;
+    SeqId child;
+    int32_t token;
+  };
+  void start_beams(RequestState& req) const;
+  void advance_beams(StepOutput& out);
+  void advance_beam_group(RequestState& req, StepOutput& out,
+                          const std::vector<size_t>& sampled_rows);
+  void fork_beams();
+  void finish_beams(RequestState& req);
+  void release_beams(RequestState& req, bool natural);
   void fail_all(const std::string& message);
   void publish_stats(Clock::time_point now);
   std::pair<int, int> count_requests() const;  // (waiting, running) API requests
@@ -120,6 +134,7 @@ class EngineImpl final : public Engine, private SamplingSource {
   // Engine-thread state.
   std::unordered_map<uint64_t, std::unique_ptr<RequestState>> requests_;
   std::unordered_map<SeqId, std::pair<RequestState*, int>> seqs_;  // -> (request, choice)
+  std::vector<BeamFork> beam_forks_;  // chosen in this step's advance_beams
   uint64_t next_request_ = 1;
   SeqId next_seq_ = 1;
   int64_t steps_ = 0;

@@ -20,8 +20,8 @@ std::span<const float> StepOutput::row(size_t i) const {
 }
 
 bool samples_on_device(const SamplingParams& p) {
-  return p.logprobs < 0 && p.n == 1 && p.min_p <= 0.0f && p.repetition_penalty == 1.0f &&
-         p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f;
+  return p.logprobs < 0 && p.n == 1 && !p.use_beam_search && p.min_p <= 0.0f &&
+         p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f;
 }
 
 SampleSpec device_sample_spec(const SeqSampling& view) {

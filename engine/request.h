@@ -11,6 +11,10 @@ namespace tessera {
 
 using Clock = std::chrono::steady_clock;
 
+// Beam search's stop rule once `width` finished hypotheses exist (transformers' early_stopping):
+// kHeuristic = False (the default), kFirst = True, kNever = "never".
+enum class EarlyStopping { kHeuristic, kFirst, kNever };
+
 struct SamplingParams {
   float temperature = 1.0f;  // 0 = greedy
   int top_k = 0;             // 0 = off
@@ -27,6 +31,14 @@ struct SamplingParams {
   int logprobs = -1;  // -1: none; k >= 0: chosen token's logprob plus k alternatives
   int n = 1;          // independent samples sharing the prompt's KV blocks
   bool skip_special_tokens = true;
+  // Beam search (vLLM's extension fields): best_of beams (n when 0) scored by the raw
+  // log-softmax; the n best finished beams are the choices. See engine/beam_search.h.
+  bool use_beam_search = false;
+  int best_of = 0;
+  float length_penalty = 1.0f;  // score = sum of logprobs / generated_len ** length_penalty
+  EarlyStopping early_stopping = EarlyStopping::kHeuristic;
+
+  int beam_width() const { return best_of > 0 ? best_of : n; }
 };
 
 struct GenerationRequest {
@@ -62,6 +74,7 @@ struct GenerationEvent {
   // Speculative decoding: this choice's tokens proposed (and verified) and accepted.
   int spec_draft_tokens = 0;
   int spec_accepted_tokens = 0;
+  std::optional<double> beam_score;  // beam search: the choice's length-penalized score
 };
 
 }  // namespace tessera

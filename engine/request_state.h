@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "engine/beam_search.h"
 #include "engine/request.h"
 #include "engine/result_stream_impl.h"
 #include "engine/stop_matcher.h"
@@ -42,12 +43,21 @@ struct ChoiceState {
   int spec_accepted_tokens = 0;
 };
 
+// A beam-search request's live beams: seqs[i] is the scheduler sequence of
+// search.beams()[i]. Its choices get their tokens only when the search ends.
+struct BeamGroup {
+  explicit BeamGroup(BeamSearchConfig config) : search(std::move(config)) {}
+  BeamSearch search;
+  std::vector<SeqId> seqs;
+};
+
 struct RequestState {
   GenerationRequest request;
   std::shared_ptr<StreamState> stream;
   StopRules rules;
   std::vector<std::unique_ptr<ChoiceState>> choices;
-  bool forked = false;  // n > 1: siblings created after the first sample
+  bool forked = false;               // n > 1: siblings created after the first sample
+  std::unique_ptr<BeamGroup> beams;  // use_beam_search only (engine/engine_beam.cpp)
   std::optional<Clock::time_point> first_scheduled;
   std::optional<Clock::time_point> first_token;
   int cached_prompt_tokens = 0;

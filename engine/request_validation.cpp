@@ -20,6 +20,40 @@ std::string str(double v) {
   return s;
 }
 
+// vLLM's rules for the beam search fields; beam search scores by the raw log-softmax, so the
+// sampling knobs that would change the distribution are refused rather than ignored
+// (temperature and seed do not change the beams and are ignored).
+void validate_beam_search(const SamplingParams& s, int max_num_seqs) {
+  if (!s.use_beam_search) {
+    require(s.best_of == 0 || s.best_of == s.n, "best_of",
+            "must equal n without use_beam_search (best-of sampling is not supported)");
+    require(s.length_penalty == 1.0f, "length_penalty", "only applies with use_beam_search");
+    require(s.early_stopping == EarlyStopping::kHeuristic, "early_stopping",
+            "only applies with use_beam_search");
+    return;
+  }
+  const int width = s.beam_width();
+  require(s.best_of >= 0 && width >= s.n, "best_of",
+          "must be >= n (" + std::to_string(s.n) + ") with use_beam_search, got " +
+              std::to_string(s.best_of));
+  if (max_num_seqs > 0)
+    require(width <= max_num_seqs, "best_of",
+            "beam width " + std::to_string(width) + " exceeds the server's max_num_seqs " +
+                std::to_string(max_num_seqs));
+  require(std::isfinite(s.length_penalty), "length_penalty",
+          "must be a finite number, got " + str(s.length_penalty));
+  require(s.top_p == 1.0f, "top_p", "must be 1 with use_beam_search");
+  require(s.top_k <= 0, "top_k", "must be off with use_beam_search");
+  require(s.min_p == 0.0f, "min_p", "must be 0 with use_beam_search");
+  require(s.repetition_penalty == 1.0f, "repetition_penalty", "must be 1 with use_beam_search");
+  require(s.presence_penalty == 0.0f && s.frequency_penalty == 0.0f, "presence_penalty",
+          "and frequency_penalty must be 0 with use_beam_search");
+  require(s.stop.empty(), "stop",
+          "strings are not supported with use_beam_search (stop_token_ids are)");
+  require(s.logprobs <= 0, "logprobs",
+          "must be 0 with use_beam_search (the chosen tokens' logprobs, no alternatives)");
+}
+
 }  // namespace
 
 void validate_request(const GenerationRequest& r, const RequestLimits& lim) {
@@ -63,6 +97,7 @@ void validate_request(const GenerationRequest& r, const RequestLimits& lim) {
   for (int32_t id : s.stop_token_ids)
     require(id >= 0 && id < lim.vocab_size, "stop_token_ids",
             "token " + std::to_string(id) + " is outside the vocabulary");
+  validate_beam_search(s, lim.max_num_seqs);
 }
 
 }  // namespace tessera

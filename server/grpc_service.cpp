@@ -38,7 +38,9 @@ std::string proto_field(const std::optional<std::string>& param) {
                                     "stop",
                                     "stop_token_ids",
                                     "logprobs",
-                                    "n"};
+                                    "n",
+                                    "best_of",
+                                    "length_penalty"};
   if (!param) return "";
   for (const char* f : kSampling) {
     if (*param == f) return "sampling." + *param;
@@ -81,6 +83,12 @@ SamplingParams to_sampling(const pb::SamplingParams& p) {
   }
   if (p.has_n()) s.n = p.n();
   if (p.has_skip_special_tokens()) s.skip_special_tokens = p.skip_special_tokens();
+  s.use_beam_search = p.use_beam_search();
+  if (p.has_best_of()) {
+    if (p.best_of() < 1) throw invalid_param("best_of", "must be >= 1");
+    s.best_of = p.best_of();
+  }
+  if (p.has_length_penalty()) s.length_penalty = p.length_penalty();
   return s;
 }
 
@@ -263,6 +271,7 @@ class InferenceService final : public pb::Inference::Service {
         u->set_cached_prompt_tokens(ev->cached_prompt_tokens);
         u->set_spec_draft_tokens(ev->spec_draft_tokens);
         u->set_spec_accepted_tokens(ev->spec_accepted_tokens);
+        if (ev->beam_score) out.set_beam_score(*ev->beam_score);
       }
       if (!writer.Write(out)) {  // the client went away
         stream->cancel();

@@ -22,6 +22,32 @@ ApiError unsupported(const std::string& param, const std::string& why) {
   return ApiError(400, "invalid_request_error", "'" + param + "' " + why, param, "unsupported");
 }
 
+// vLLM's beam search fields: use_beam_search, best_of (the beam width; n when absent),
+// length_penalty, early_stopping (true, false or "never"). Their combinations with the
+// sampling knobs are checked by the engine (engine/request_validation.cpp).
+void parse_beam_search(const json& body, SamplingParams& s) {
+  if (auto v = jf::get_bool(body, "use_beam_search")) s.use_beam_search = *v;
+  if (auto v = jf::get_int(body, "best_of", 1, kMaxChoices)) {
+    if (!s.use_beam_search && *v != s.n) {
+      throw unsupported("best_of",
+                        "must equal n without use_beam_search (best-of sampling is not "
+                        "supported)");
+    }
+    if (*v < s.n) throw invalid_param("best_of", "must be >= n");
+    s.best_of = int(*v);
+  }
+  if (auto v = jf::get_number(body, "length_penalty")) s.length_penalty = static_cast<float>(*v);
+  if (auto it = body.find("early_stopping"); it != body.end() && !it->is_null()) {
+    if (it->is_boolean()) {
+      s.early_stopping = it->get<bool>() ? EarlyStopping::kFirst : EarlyStopping::kHeuristic;
+    } else if (it->is_string() && it->get<std::string>() == "never") {
+      s.early_stopping = EarlyStopping::kNever;
+    } else {
+      throw invalid_param("early_stopping", "must be true, false or \"never\"");
+    }
+  }
+}
+
 // Fields shared by both endpoints: sampling knobs, stop conditions, extensions, streaming.
 void parse_common(const json& body, OpenAiRequest& r) {
   SamplingParams& s = r.sampling;
@@ -34,9 +60,7 @@ void parse_common(const json& body, OpenAiRequest& r) {
   if (auto v = jf::get_number(body, "repetition_penalty")) s.repetition_penalty = float(*v);
   if (auto v = jf::get_int(body, "seed", kI64Min, kI64Max)) s.seed = static_cast<uint64_t>(*v);
   if (auto v = jf::get_int(body, "n", 1, kMaxChoices)) s.n = int(*v);
-  if (auto v = jf::get_int(body, "best_of", 1, kMaxChoices); v && *v != s.n) {
-    throw unsupported("best_of", "must equal n when given (best-of sampling is not supported)");
-  }
+  parse_beam_search(body, s);
   s.stop = jf::get_string_or_list(body, "stop");
   s.stop_token_ids = jf::get_int_list(body, "stop_token_ids");
   if (auto v = jf::get_bool(body, "ignore_eos")) s.ignore_eos = *v;
@@ -49,6 +73,11 @@ void parse_common(const json& body, OpenAiRequest& r) {
     if (!it->empty()) throw unsupported("logit_bias", "is not supported");
   }
   if (auto v = jf::get_bool(body, "stream")) r.stream = *v;
+  if (r.stream && s.use_beam_search) {
+    throw unsupported("stream",
+                      "is not supported with use_beam_search (beams are only final "
+                      "at the end; send stream=false)");
+  }
   if (auto it = body.find("stream_options"); it != body.end() && !it->is_null()) {
     if (!it->is_object()) throw invalid_param("stream_options", "must be an object");
     if (!r.stream) throw invalid_param("stream_options", "is only allowed when 'stream' is true");

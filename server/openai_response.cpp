@@ -27,6 +27,7 @@ void ChoiceOutput::add(const GenerationEvent& ev) {
     finish = ev.finish;
     error = ev.error;
     completion_tokens = std::max<int>(ev.completion_tokens, int(token_ids.size()));
+    beam_score = ev.beam_score;
   }
 }
 
@@ -145,6 +146,7 @@ json make_response(const ResponseContext& ctx, const std::vector<ChoiceOutput>& 
     } else {
       choice["text"] = c.text;
     }
+    if (c.beam_score) choice["beam_score"] = *c.beam_score;
     arr.push_back(std::move(choice));
   }
   out["choices"] = std::move(arr);

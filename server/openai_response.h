@@ -43,6 +43,7 @@ struct ChoiceOutput {
   std::optional<FinishReason> finish;
   std::string error;
   int completion_tokens = 0;
+  std::optional<double> beam_score;  // use_beam_search: reported as the choice's "beam_score"
   void add(const GenerationEvent& ev);
 };
 
