@@ -13,6 +13,8 @@
 # $OUT/deterministic_summary.txt; exit 1 on any FAIL)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=tests/gpu/device_env.sh
+source tests/gpu/device_env.sh  # NCCL (linked by the CUDA backend) from the image's wheel
 BIN=$1
 MODEL=$2
 OUT=${OUT:-/var/tmp/tessera-gpu-out}
