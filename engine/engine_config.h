@@ -29,6 +29,9 @@ struct EngineConfig {
   std::string kv_cache_dtype = "auto";
   bool enable_prefix_caching = true;
   int max_model_len = 0;  // 0 = the model's context length
+  // Batch-invariant kernels: a request's output does not depend on what it is batched with
+  // (greedy outputs equal their solo runs); slower on CUDA (see README).
+  bool deterministic = false;
 
   BatchingPolicy policy = BatchingPolicy::kContinuous;
   int max_num_seqs = 64;

@@ -15,6 +15,7 @@
 #include "engine/tp_worker.h"
 #include "kernels/ops.h"
 #include "model/llama_model.h"
+#include "model/model_needs.h"
 #include "model/quant_online.h"
 #include "model/tokenizer.h"
 #include "model/tp_model.h"
@@ -51,8 +52,9 @@ std::unique_ptr<Ops> make_backend(const EngineConfig& c, std::string& device) {
   if (c.tensor_parallel != 1 && device != "cuda")
     throw Error(ErrorKind::kUnsupported, "tensor_parallel=" + std::to_string(c.tensor_parallel) +
                                              " needs the CUDA backend (device " + device + ")");
-  if (device == "cuda") return make_cuda_ops(0);
-  return make_cpu_ops(c.num_threads);
+  std::unique_ptr<Ops> ops = device == "cuda" ? make_cuda_ops(0) : make_cpu_ops(c.num_threads);
+  ops->set_deterministic(c.deterministic);  // before upload: it changes what is kept
+  return ops;
 }
 
 int64_t kv_budget(const EngineConfig& c, const std::string& device, Ops& ops) {
@@ -94,6 +96,8 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   res->loaded = load_model(config.model);
   quantize_loaded_model(res->loaded, parse_online_quant(config.quantization));
   const ModelConfig& mc = res->loaded.config;
+  // Refused here, before anything is uploaded, with the model's value and what is supported.
+  res->ops->check_supported(model_needs(config.model, mc, res->loaded.weights));
   if (res->tp)
     res->shard =
         make_tp_shard(mc, 0, config.tensor_parallel, tp_ffn_alignment(res->loaded.weights));
@@ -142,8 +146,9 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
     spdlog::warn("max_model_len lowered from the model's {} to {} tokens to fit the KV cache",
                  mc.max_position_embeddings, kv.max_model_len);
   spdlog::info("{} (KV dtype {})", kv.summary, kv_dtype_name(kv_dtype));
-  res->model->init_kv_cache(kv.num_blocks, config.block_size, kv_dtype);
-  if (res->draft) res->draft->init_kv_cache(kv.num_blocks, config.block_size, kv_dtype);
+  res->model->init_kv_cache(kv.num_blocks, config.block_size, kv_dtype, kv.max_model_len);
+  if (res->draft)
+    res->draft->init_kv_cache(kv.num_blocks, config.block_size, kv_dtype, kv.max_model_len);
   Speculation spec = make_speculation(config, *res->model, res->draft.get(), device);
   res->proposer = std::move(spec.proposer);
   if (res->tp) {
@@ -153,6 +158,8 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
     boot.kv_dtype = kv_dtype_name(kv_dtype);
     boot.num_blocks = kv.num_blocks;
     boot.block_size = config.block_size;
+    boot.max_seq_len = kv.max_model_len;
+    boot.deterministic = config.deterministic;
     boot.nccl_id = res->ops->make_collective_id();
     res->tp->start(boot.to_json());
     res->ops->join_collectives(boot.nccl_id, 0, config.tensor_parallel);
@@ -207,9 +214,10 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   parts.resources = res;
   spdlog::info(
       "engine: policy {}, max_num_seqs {}, max_num_batched_tokens {}, chunked prefill {}, "
-      "prefix caching {}",
+      "prefix caching {}, deterministic {}",
       batching_policy_name(config.policy), config.max_num_seqs, config.max_num_batched_tokens,
-      config.enable_chunked_prefill ? "on" : "off", config.enable_prefix_caching ? "on" : "off");
+      config.enable_chunked_prefill ? "on" : "off", config.enable_prefix_caching ? "on" : "off",
+      config.deterministic ? "on" : "off");
   return std::make_unique<EngineImpl>(std::move(parts));
 }
 

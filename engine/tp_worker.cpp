@@ -47,9 +47,14 @@ std::string from_hex(const std::string& hex) {
 }  // namespace
 
 std::string TpBootstrap::to_json() const {
-  nlohmann::json j{{"model", model},           {"quantization", quantization},
-                   {"kv_dtype", kv_dtype},     {"num_blocks", num_blocks},
-                   {"block_size", block_size}, {"nccl_id", to_hex(nccl_id)}};
+  nlohmann::json j{{"model", model},
+                   {"quantization", quantization},
+                   {"kv_dtype", kv_dtype},
+                   {"num_blocks", num_blocks},
+                   {"block_size", block_size},
+                   {"nccl_id", to_hex(nccl_id)},
+                   {"max_seq_len", max_seq_len},
+                   {"deterministic", deterministic}};
   return j.dump();
 }
 
@@ -62,6 +67,8 @@ TpBootstrap TpBootstrap::from_json(const std::string& text) {
     b.kv_dtype = j.at("kv_dtype").get<std::string>();
     b.num_blocks = j.at("num_blocks").get<int>();
     b.block_size = j.at("block_size").get<int>();
+    b.max_seq_len = j.value("max_seq_len", 0);
+    b.deterministic = j.value("deterministic", false);
     b.nccl_id = from_hex(j.at("nccl_id").get<std::string>());
     return b;
   } catch (const nlohmann::json::exception&) {
@@ -77,11 +84,12 @@ int run_tp_worker(const TpWorkerArgs& args) {
   const TpBootstrap boot = TpBootstrap::from_json(channel.bootstrap());
 
   std::unique_ptr<Ops> ops = make_cuda_ops(device);
+  ops->set_deterministic(boot.deterministic);
   ops->join_collectives(boot.nccl_id, args.rank, args.world);
   TpModel tm = load_tp_model(boot.model, boot.quantization, *ops, args.rank, args.world);
   KvDtype kv_dtype = KvDtype::kAuto;
   parse_kv_dtype(boot.kv_dtype.c_str(), kv_dtype);
-  tm.model->init_kv_cache(boot.num_blocks, boot.block_size, kv_dtype);
+  tm.model->init_kv_cache(boot.num_blocks, boot.block_size, kv_dtype, boot.max_seq_len);
   spdlog::info("worker rank {}: shard loaded, {} KV blocks; serving steps", args.rank,
                boot.num_blocks);
 

@@ -26,6 +26,8 @@ struct TpBootstrap {
   std::string kv_dtype = "auto";
   int num_blocks = 0;
   int block_size = 16;
+  int max_seq_len = 0;
+  bool deterministic = false;
   std::string nccl_id;  // raw bytes
 
   std::string to_json() const;

@@ -40,6 +40,9 @@ struct KvCacheShape {
   // Query heads per layer. Lets a backend plan attention already in begin_step (needed for
   // graph capture); 0 = unknown, learned at the first paged_attention call.
   int num_heads = 0;
+  // Longest sequence the cache will hold (max_model_len); 0 = unknown (then its capacity).
+  // Deterministic attention sizes its fixed split chunks from it.
+  int max_seq_len = 0;
 };
 
 // KV bytes per token over all layers, K and V, scales included.

@@ -30,6 +30,14 @@ void Ops::gate_up_silu(const void* x, int rows, const Weight& gate, const Weight
   silu_mul(out, scratch, int64_t{rows} * gate.rows, out);
 }
 
+void Ops::check_supported(const ModelNeeds& needs) const {
+  const std::string why = unsupported_reason(needs);
+  if (!why.empty()) {
+    throw Error(ErrorKind::kUnsupported,
+                "the " + name() + " backend cannot run model " + needs.model + ": " + why);
+  }
+}
+
 std::string Ops::make_collective_id() {
   throw Error(ErrorKind::kUnsupported,
               "tensor parallelism needs the CUDA backend (" + name() + " has no collectives)");

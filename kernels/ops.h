@@ -97,6 +97,26 @@ struct AttentionParams {
   int sliding_window = 0;  // 0 = full causal attention
 };
 
+// What a model asks of a backend, in kernel terms (model/model_needs.h fills it from a model's
+// config and weights), so a backend can refuse a model it cannot run before any allocation.
+struct ModelNeeds {
+  std::string model;  // for messages
+  int hidden_size = 0;
+  int intermediate_size = 0;
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int rotary_dim = 0;  // 0 = head_dim
+  int sliding_window = 0;
+  struct WeightFormat {
+    DType dtype = DType::kF32;
+    QuantScheme scheme;
+    std::string example;  // one tensor stored this way
+    int64_t cols = 0;     // its row length
+  };
+  std::vector<WeightFormat> weight_formats;  // one per distinct (dtype, scheme kind, cols)
+};
+
 class Ops {
  public:
   virtual ~Ops() = default;
@@ -124,6 +144,18 @@ class Ops {
   }
 
   virtual Weight upload(const HostTensor& tensor) = 0;
+
+  // Empty when this backend can run a model with these needs, else why not (naming the
+  // model's value and what the backend supports). check_supported throws that as
+  // Error(kUnsupported).
+  virtual std::string unsupported_reason(const ModelNeeds& needs) const = 0;
+  void check_supported(const ModelNeeds& needs) const;
+
+  // Deterministic (batch-invariant) mode: every row's result is bitwise the same whatever
+  // the other rows of the step are (the kernel choice, split counts and reduction order
+  // depend on the row alone). Set before the model is uploaded.
+  virtual void set_deterministic(bool on) { deterministic_ = on; }
+  bool deterministic() const { return deterministic_; }
 
   // The paged KV cache (kernels/kv_cache.h): the backend creates it, the caller owns it and
   // passes it to the ops below. kAuto resolves to the backend's default (CPU f32, CUDA bf16);
@@ -187,6 +219,11 @@ class Ops {
   // between graph_capture_begin(key) and graph_capture_end() are recorded; graph_replay(key)
   // re-issues them and returns false when no graph for `key` matches the current step's
   // geometry (then the caller runs the ops normally, or captures). Defaults: no graphs.
+  // graph_capture_end returns true when the graph was made and has run the step once;
+  // false when the capture failed: nothing ran, the backend is usable again and will not
+  // capture this step size again, and the caller runs the step's ops eagerly. An op that
+  // throws during capture leaves it open: the caller calls graph_capture_abort (same
+  // outcome as a failed end) and may run the step eagerly.
   virtual bool graph_replay(uint64_t key) {
     (void)key;
     return false;
@@ -195,7 +232,8 @@ class Ops {
     (void)key;
     return false;
   }
-  virtual void graph_capture_end() {}
+  virtual bool graph_capture_end() { return true; }
+  virtual void graph_capture_abort() {}
 
   // Tensor parallelism: one rank per GPU (kernels/cuda, over NCCL). Rank 0 makes the id and
   // sends it to the other ranks; every rank joins with it before loading its shard. The
@@ -207,6 +245,9 @@ class Ops {
   virtual void abort_collectives() {}
   // buf: [count] in activation_dtype(), replaced by its sum over the ranks (graph-capturable).
   virtual void all_reduce_sum(void* buf, int64_t count);
+
+ protected:
+  bool deterministic_ = false;
 };
 
 // Backend factories. make_cuda_ops throws when CUDA was not compiled in or no GPU exists.

@@ -89,7 +89,7 @@ LlamaModel::LlamaModel(const ModelConfig& config, const WeightSet& weights, Ops&
 
 LlamaModel::~LlamaModel() = default;
 
-void LlamaModel::init_kv_cache(int num_blocks, int block_size, KvDtype dtype) {
+void LlamaModel::init_kv_cache(int num_blocks, int block_size, KvDtype dtype, int max_seq_len) {
   KvCacheShape shape;
   shape.num_layers = config_.num_layers;
   shape.num_blocks = num_blocks;
@@ -98,6 +98,7 @@ void LlamaModel::init_kv_cache(int num_blocks, int block_size, KvDtype dtype) {
   shape.head_dim = config_.head_dim;
   shape.num_heads = config_.num_heads;  // lets a backend plan attention in begin_step
   shape.dtype = dtype;
+  shape.max_seq_len = max_seq_len;
   impl_->kv.reset();  // free the old pools before the new ones are allocated
   impl_->kv = ops_.make_kv_cache(shape);
 }
@@ -157,7 +158,20 @@ const float* LlamaModel::forward_on_device(const StepLayout& layout, int num_lay
   key = key * 1000003u ^ reinterpret_cast<uintptr_t>(&kv);
   const bool replayed = decode_only && ops_.graph_replay(key);
   const bool capturing = decode_only && !replayed && ops_.graph_capture_begin(key);
-  if (!replayed) run_step(layout, capturing, num_layers);
+  if (capturing) {
+    // A failed capture must not wedge the backend: the backend closes it and stops capturing
+    // this step size, and the step runs eagerly (an op that fails eagerly too still throws).
+    bool captured = false;
+    try {
+      run_step(layout, num_layers);
+      captured = ops_.graph_capture_end();  // records the step, then runs it once
+    } catch (const std::exception&) {
+      ops_.graph_capture_abort();
+    }
+    if (!captured) run_step(layout, num_layers);
+  } else if (!replayed) {
+    run_step(layout, num_layers);
+  }
   return num_logits == 0 || !m.has_lm_head ? nullptr : m.logits.f32();
 }
 
@@ -170,7 +184,7 @@ void LlamaModel::forward(const StepLayout& layout, std::vector<float>& logits) {
 }
 
 // The step's ops after begin_step (graph-capturable: no host synchronization inside).
-void LlamaModel::run_step(const StepLayout& layout, bool capturing, int num_layers) {
+void LlamaModel::run_step(const StepLayout& layout, int num_layers) {
   Impl& m = *impl_;
   KvCache& kv = *m.kv;
   const int t = layout.num_tokens();
@@ -193,7 +207,6 @@ void LlamaModel::run_step(const StepLayout& layout, bool capturing, int num_laye
     ops_.gather_logit_rows(m.xn.get(), config_.hidden_size, m.last.get());
     m.output.forward_logits(ops_, m.last.get(), num_logits, m.logits.f32());
   }
-  if (capturing) ops_.graph_capture_end();  // records the step, then runs it once
 }
 
 }  // namespace tessera

@@ -30,7 +30,9 @@ class LlamaModel {
 
   // Creates this model's paged KV cache through the backend (replacing any earlier one).
   // Must be called before forward. dtype kAuto: the backend's default.
-  void init_kv_cache(int num_blocks, int block_size, KvDtype dtype = KvDtype::kAuto);
+  // max_seq_len: the longest sequence it will hold (0 = unknown; see KvCacheShape).
+  void init_kv_cache(int num_blocks, int block_size, KvDtype dtype = KvDtype::kAuto,
+                     int max_seq_len = 0);
   KvCache& kv_cache();
   // Copy-on-write block copies in this model's cache.
   void copy_kv_blocks(std::span<const std::pair<int32_t, int32_t>> src_dst);
@@ -50,7 +52,7 @@ class LlamaModel {
 
  private:
   struct Impl;
-  void run_step(const StepLayout& layout, bool capturing, int num_layers);
+  void run_step(const StepLayout& layout, int num_layers);
   ModelConfig config_;
   Ops& ops_;
   std::unique_ptr<Impl> impl_;

@@ -14,6 +14,7 @@
 #include "kernels/ops.h"
 #include "model/chat_template.h"
 #include "model/llama_model.h"
+#include "model/model_needs.h"
 #include "model/quant_online.h"
 #include "model/tokenizer.h"
 #include "model/weights.h"
@@ -35,6 +36,7 @@ struct GenerateArgs {
   std::string device = "auto";
   int threads = 0;
   std::string quantization = "none";
+  bool deterministic = false;
 };
 
 // The prompt as the model's chat template renders one user turn (plus --system, if given).
@@ -63,6 +65,8 @@ void run_generate(const GenerateArgs& a) {
   }
   const Tokenizer& tok = *loaded.tokenizer;
   auto ops = make_ops(a);
+  ops->set_deterministic(a.deterministic);
+  ops->check_supported(model_needs(a.model, loaded.config, loaded.weights));
   LlamaModel model(loaded.config, loaded.weights, *ops);
 
   const std::string text = a.chat ? chat_prompt(tok, a.system, a.prompt) : a.prompt;
@@ -133,6 +137,9 @@ void register_generate_command(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--deterministic", args->deterministic,
+                "batch-invariant kernels (same output whatever the batch; slower on CUDA)")
+      ->envname("TESSERA_DETERMINISTIC");
   cmd->callback([args] {
     try {
       run_generate(*args);

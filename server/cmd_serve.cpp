@@ -45,7 +45,7 @@ struct ServeCli {
   int spec_max_step_tokens = 0;
   bool spec_fixed = false;
   int64_t kv_cache_mb = 0;
-  bool no_chunked_prefill = false, no_prefix_caching = false;
+  bool no_chunked_prefill = false, no_prefix_caching = false, deterministic = false;
   std::vector<std::pair<CLI::Option*, std::function<void(ServeConfig&)>>> overrides;
 };
 
@@ -171,6 +171,13 @@ void define_options(CLI::App* cmd, ServeCli& cli) {
                         ->envname("TESSERA_NO_PREFIX_CACHING");
   cli.overrides.emplace_back(
       np, [&cli](ServeConfig& c) { c.engine.enable_prefix_caching = !cli.no_prefix_caching; });
+  CLI::Option* det =
+      cmd->add_flag("--deterministic", cli.deterministic,
+                    "Batch-invariant kernels: a request's output does not depend on its batch "
+                    "(slower on CUDA)")
+          ->envname(env_name("--deterministic"));
+  cli.overrides.emplace_back(
+      det, [&cli](ServeConfig& c) { c.engine.deterministic = cli.deterministic; });
 }
 
 // Blocks SIGINT/SIGTERM (and SIGUSR1, our own wake-up at exit) in every thread started after

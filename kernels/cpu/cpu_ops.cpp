@@ -15,6 +15,7 @@
 #include "kernels/cpu/cpu_kv_cache.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/model_support.h"
 #include "kernels/cpu/step_check.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/ops.h"
@@ -80,6 +81,10 @@ class CpuOps final : public Ops {
     return w;
   }
 
+  std::string unsupported_reason(const ModelNeeds& needs) const override {
+    return cpu::unsupported_reason(needs);
+  }
+
   KvDtype resolve_kv_dtype(KvDtype requested) const override {
     switch (requested) {
       case KvDtype::kAuto:
@@ -125,7 +130,7 @@ class CpuOps final : public Ops {
 
   void matmul(const void* x, int rows, const Weight& w, void* out) override {
     if (is_scheme(w)) return matmul_scheme(x, rows, w, f32(out));
-    cpu::matmul(pool_, {f32(x), rows, w.dtype, w.data, w.rows, w.cols, f32(out)});
+    cpu::matmul(pool_, {f32(x), rows, w.dtype, w.data, w.rows, w.cols, f32(out), deterministic_});
   }
 
   void rope_store_kv(KvCache& kv, void* q, void* k, const void* v, int layer,
@@ -160,7 +165,7 @@ class CpuOps final : public Ops {
 
   void lm_head(const void* x, int rows, const Weight& w, float* logits) override {
     if (is_scheme(w)) return matmul_scheme(x, rows, w, logits);
-    cpu::matmul(pool_, {f32(x), rows, w.dtype, w.data, w.rows, w.cols, logits});
+    cpu::matmul(pool_, {f32(x), rows, w.dtype, w.data, w.rows, w.cols, logits, deterministic_});
   }
 
  private:

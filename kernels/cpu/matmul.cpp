@@ -139,7 +139,7 @@ void few_rows(const MatmulArgs& a, int64_t nb, int64_t ne) {
   const size_t stride = dtype_row_bytes(kT, a.cols);
   const int64_t ldx = a.cols;
   if constexpr (dtype_is_quantized_v(kT)) {
-    if (a.rows == 1) {
+    if (a.rows == 1 && !a.batch_invariant) {
       matvec_quant<kT>(a, nb, ne);
       return;
     }

@@ -22,6 +22,10 @@ struct MatmulArgs {
   int64_t n = 0;
   int64_t cols = 0;
   float* out = nullptr;  // [rows, n]
+  // Deterministic mode: every row reduced in the same order at every row count (no batch-1
+  // quantized matvec, whose order differs). Threads split n, never a row's sum, so the
+  // thread count never changes a result.
+  bool batch_invariant = false;
 };
 
 void matmul(ThreadPool& pool, const MatmulArgs& a);

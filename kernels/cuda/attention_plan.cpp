@@ -38,7 +38,43 @@ void add_split_items(AttentionModePlan& plan, int seq, int row_start, int start,
   plan.merges.push_back(merge);
 }
 
+// Deterministic tiles: row tiles of kPrefillRows from the query's first row, each split at
+// absolute multiples of `chunk` from chunk 0 (chunks before a sliding window's start are
+// empty items), so partial s of a row always covers the same positions whatever the tile.
+void add_fixed_split_items(AttentionModePlan& plan, int seq, int row_start, int start, int end,
+                           int chunk) {
+  const int splits = std::max(1, ceil_div(end, chunk));
+  AttentionMerge merge{seq, row_start, plan.num_partials, splits};
+  for (int c = 0; c < splits; ++c) {
+    const int a = std::clamp(c * chunk, start, end);
+    const int b = std::clamp((c + 1) * chunk, start, end);
+    plan.items.push_back({seq, row_start, a, std::max(a, b), plan.num_partials++});
+  }
+  plan.merges.push_back(merge);
+}
+
+AttentionPlan plan_deterministic(const StepLayout& layout, const AttentionPlanOptions& o) {
+  AttentionPlan plan;
+  const int g = std::max(1, o.group_size);
+  for (int s = 0; s < layout.num_seqs(); ++s) {
+    const int qlen = layout.query_start[s + 1] - layout.query_start[s];
+    const int ctx = layout.context_len[s];
+    for (int r = 0; r < qlen * g; r += kPrefillRows) {
+      const int t0 = r / g, t1 = std::min(qlen - 1, (r + kPrefillRows - 1) / g);
+      int start = 0, end = 0;
+      kv_range(ctx, qlen, t0, t1, o.sliding_window, &start, &end);
+      add_fixed_split_items(plan.prefill, s, r, start, end, o.fixed_kv_chunk);
+    }
+  }
+  return plan;
+}
+
 }  // namespace
+
+int deterministic_kv_chunk(int max_seq_len) {
+  const int need = ceil_div(std::max(1, max_seq_len), kMaxDeterministicSplits);
+  return std::max(kMinDeterministicChunk, ceil_div(need, kKvTile) * kKvTile);
+}
 
 // Splits fill whole waves of resident CTAs: a partial extra wave costs nearly a full CTA
 // time (H200, 8 KV heads, 32k context: batch 4 with 288 CTAs on 264 slots ran at 2.3 TB/s,
@@ -53,6 +89,7 @@ int decode_split_count(int num_decode_seqs, const AttentionPlanOptions& o) {
 }
 
 AttentionPlan plan_attention(const StepLayout& layout, const AttentionPlanOptions& o) {
+  if (o.fixed_kv_chunk > 0) return plan_deterministic(layout, o);
   AttentionPlan plan;
   const int g = std::max(1, o.group_size);
   int num_decode = 0;

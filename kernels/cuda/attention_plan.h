@@ -27,7 +27,19 @@ struct AttentionPlanOptions {
   int num_sms = 132;
   int ctas_per_sm = 2;  // resident decode CTAs per SM (3-stage pipeline): one full wave
   int sliding_window = 0;
+  // > 0: deterministic (batch-invariant) plan. Every sequence takes the prefill kernel, its
+  // cached range is cut at multiples of this many positions (a multiple of kKvTile) counted
+  // from 0, and every row tile goes through split partials and the merge, so a row's
+  // reduction order depends on its own position alone, not on the batch, the chunking of
+  // its prompt or the other rows of its tile.
+  int fixed_kv_chunk = 0;
 };
+
+// The fixed chunk for deterministic plans: at least kMinDeterministicChunk positions and
+// few enough chunks for the merge (kMaxDeterministicSplits) at max_seq_len.
+constexpr int kMinDeterministicChunk = 1024;
+constexpr int kMaxDeterministicSplits = 64;
+int deterministic_kv_chunk(int max_seq_len);
 
 AttentionPlan plan_attention(const StepLayout& layout, const AttentionPlanOptions& options);
 

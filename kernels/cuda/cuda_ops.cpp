@@ -337,6 +337,11 @@ void CudaOps::ensure_plan(int num_heads, int sliding_window) {
   o.num_kv_heads = kv_shape_.num_kv_heads;
   o.num_sms = num_sms_;
   o.sliding_window = sliding_window;
+  if (deterministic_) {
+    const int longest = kv_shape_.max_seq_len > 0 ? kv_shape_.max_seq_len
+                                                  : kv_shape_.num_blocks * kv_shape_.block_size;
+    o.fixed_kv_chunk = deterministic_kv_chunk(longest);
+  }
   plan_ = plan_attention(layout_, o);
   plan_num_heads_ = num_heads;
   plan_window_ = sliding_window;
@@ -405,6 +410,7 @@ const int32_t* CudaOps::meta(size_t offset) const {
 }
 
 void CudaOps::embedding(const Weight& table, void* out) {
+  inject_capture_fault();  // the first op of a step: the capture-failure test hook
   if (table.dtype != DType::kBF16 || table.scheme.quantized()) {
     invalid("embedding: table must be an uploaded bf16 matrix (not a quantized scheme)");
   }
@@ -431,6 +437,7 @@ void CudaOps::add_rms_norm(void* residual, const void* x, const Weight& gamma, f
 }
 
 void CudaOps::matmul(const void* x, int rows, const Weight& w, void* out) {
+  if (deterministic_) return matmul_invariant(x, rows, w, out, false);
   if (is_scheme(w)) return matmul_scheme(x, rows, w, out, false);
   if (w.dtype != DType::kBF16) invalid("matmul: weight must be an uploaded bf16 matrix");
   if (rows <= kGemvRowsPlain && w.cols % 8 == 0) {  // decode: bandwidth-bound weight stream
@@ -453,7 +460,7 @@ static bool gemv_fits(int rows, int max_rows, const Weight& w) {
 void CudaOps::matmul_multi(const void* x, int rows, std::span<const Weight* const> ws,
                            std::span<void* const> outs) {
   if (ws.size() != outs.size()) invalid("matmul_multi: weights and outputs differ in count");
-  bool fused = !ws.empty();
+  bool fused = !ws.empty() && !deterministic_;  // the fused GEMVs order sums by batch size
   for (const Weight* w : ws) {
     fused = fused && gemv_fits(rows, kGemvRowsGrouped, *w) && w->cols == ws[0]->cols;
   }
@@ -480,7 +487,8 @@ void CudaOps::gate_up_silu(const void* x, int rows, const Weight& gate, const We
   if (gate.rows != up.rows || gate.cols != up.cols) {
     invalid("gate_up_silu: gate and up differ in shape");
   }
-  if (!gemv_fits(rows, kGemvRowsGateUp, gate) || !gemv_fits(rows, kGemvRowsGateUp, up)) {
+  if (deterministic_ || !gemv_fits(rows, kGemvRowsGateUp, gate) ||
+      !gemv_fits(rows, kGemvRowsGateUp, up)) {
     Ops::gate_up_silu(x, rows, gate, up, scratch, out);
     return;
   }
@@ -490,6 +498,7 @@ void CudaOps::gate_up_silu(const void* x, int rows, const Weight& gate, const We
 }
 
 void CudaOps::lm_head(const void* x, int rows, const Weight& w, float* logits) {
+  if (deterministic_) return matmul_invariant(x, rows, w, logits, true);
   if (is_scheme(w)) return matmul_scheme(x, rows, w, logits, true);
   if (w.dtype != DType::kBF16) invalid("lm_head: weight must be an uploaded bf16 matrix");
   if (rows <= kGemvRowsLmHead && w.cols % 8 == 0) {
@@ -663,48 +672,6 @@ CudaOps::Signature CudaOps::signature() const {
           plan_.decode.num_partials,
           plan_.prefill.num_partials,
           plan_num_heads_};
-}
-
-bool CudaOps::graph_replay(uint64_t key) {
-  auto it = graphs_.find(key);
-  if (it == graphs_.end() || !plan_uploaded_ || it->second.signature != signature()) {
-    return false;
-  }
-  check_cuda(cudaGraphLaunch(it->second.exec, stream_), "cudaGraphLaunch");
-  return true;
-}
-
-bool CudaOps::graph_capture_begin(uint64_t key) {
-  if (capturing()) invalid("graph_capture_begin: already capturing");
-  // The plan must be on the device before capture (the graph reads it at replay), and one
-  // eager step must have created the RoPE tables (no allocation may happen inside capture).
-  if (!plan_uploaded_ || inv_freq_.empty()) return false;
-  check_cuda(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal),
-             "cudaStreamBeginCapture");
-  capture_key_ = key;
-  return true;
-}
-
-void CudaOps::graph_capture_end() {
-  if (!capturing()) invalid("graph_capture_end without graph_capture_begin");
-  cudaGraph_t graph = nullptr;
-  const uint64_t key = *capture_key_;
-  capture_key_.reset();
-  check_cuda(cudaStreamEndCapture(stream_, &graph), "cudaStreamEndCapture");
-  cudaGraphExec_t exec = nullptr;
-  const cudaError_t e = cudaGraphInstantiate(&exec, graph, 0);
-  cudaGraphDestroy(graph);
-  check_cuda(e, "cudaGraphInstantiate");
-  auto it = graphs_.find(key);
-  if (it != graphs_.end()) cudaGraphExecDestroy(it->second.exec);
-  graphs_[key] = Graph{signature(), exec};
-  // Capture only recorded the step: run it once so its outputs exist.
-  check_cuda(cudaGraphLaunch(exec, stream_), "cudaGraphLaunch");
-}
-
-void CudaOps::clear_graphs() {
-  for (auto& [key, g] : graphs_) cudaGraphExecDestroy(g.exec);
-  graphs_.clear();
 }
 
 }  // namespace tessera::cuda

@@ -9,12 +9,15 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
+#include <string>
 #include <tuple>
 #include <vector>
 
 #include "kernels/cuda/attention_plan.h"
 #include "kernels/cuda/cuda_kv_cache.h"
 #include "kernels/cuda/gemm.h"
+#include "kernels/cuda/quant.h"
 #include "kernels/cuda/sampling.h"
 #include "kernels/ops.h"
 
@@ -55,6 +58,7 @@ class CudaOps final : public Ops {
   bool memory_info(size_t& free_bytes, size_t& total_bytes) override;
 
   Weight upload(const HostTensor& tensor) override;
+  std::string unsupported_reason(const ModelNeeds& needs) const override;
 
   // bf16 by default; fp16 on request (fp8 / int8: see kernels/kv_cache.h).
   KvDtype resolve_kv_dtype(KvDtype requested) const override;
@@ -90,7 +94,8 @@ class CudaOps final : public Ops {
 
   bool graph_replay(uint64_t key) override;
   bool graph_capture_begin(uint64_t key) override;
-  void graph_capture_end() override;
+  bool graph_capture_end() override;
+  void graph_capture_abort() override;
 
   cudaStream_t stream() const { return stream_; }
   int num_sms() const { return num_sms_; }
@@ -113,6 +118,7 @@ class CudaOps final : public Ops {
 
   // Quantized weights (cuda_ops_quant.cpp).
   static bool is_scheme(const Weight& w);
+  static QuantWeightArgs quant_args(const Weight& w);
   Weight upload_scheme(const HostTensor& t);
   void matmul_scheme(const void* x, int rows, const Weight& w, void* out, bool out_f32);
   void reserve_fp8_activations(int tokens);
@@ -126,7 +132,6 @@ class CudaOps final : public Ops {
   bool fp8_gemm_active() const { return fp8_gemm_ok_; }
 
  private:
-
   void ensure_plan(int num_heads, int sliding_window);
   void upload_metadata();
   Signature signature() const;
@@ -134,6 +139,12 @@ class CudaOps final : public Ops {
   const int32_t* meta(size_t offset) const;
   void clear_graphs();
   bool capturing() const { return capture_key_.has_value(); }
+  // Closes a capture that failed (cuda_ops_graph.cpp): the stream leaves capture mode, the
+  // error is cleared, and this step size runs eagerly from now on.
+  void abandon_capture(const char* why);
+  void inject_capture_fault();  // TESSERA_DEBUG_FAIL_GRAPH_CAPTURE (cuda_ops_graph.cpp)
+  // Deterministic mode (cuda_ops_invariant.cpp): one batch-invariant GEMM for every batch.
+  void matmul_invariant(const void* x, int rows, const Weight& w, void* out, bool out_f32);
 
   int device_ = 0;
   int num_sms_ = 132;
@@ -168,6 +179,9 @@ class CudaOps final : public Ops {
 
   std::map<uint64_t, Graph> graphs_;
   std::optional<uint64_t> capture_key_;
+  int capture_tokens_ = 0;     // the step size being captured
+  std::set<int> eager_sizes_;  // step sizes whose capture failed: never again
+  bool capture_failure_logged_ = false;
   std::unique_ptr<NcclComm> nccl_;  // set by join_collectives (tensor parallelism)
 };
 

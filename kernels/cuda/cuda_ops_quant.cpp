@@ -73,7 +73,7 @@ Weight CudaOps::upload_scheme(const HostTensor& t) {
   w.scales = static_cast<const float*>(put(v.scales, scale_bytes));
   w.zeros = static_cast<const uint8_t*>(put(v.zeros, zero_bytes));
   w.g_idx = static_cast<const int32_t*>(put(v.g_idx, gidx_bytes));
-  if (t.rows <= kMaxScratchRows) {
+  if (t.rows <= kMaxScratchRows || deterministic_) {  // deterministic: always dequantized
     // Reserved now, never inside a graph capture.
     if (dequant_scratch_.reserve(size_t(t.rows) * t.cols * 2)) clear_graphs();
     if (t.scheme.kind == QuantKind::kFp8) max_fp8_cols_ = std::max(max_fp8_cols_, t.cols);
@@ -81,7 +81,7 @@ Weight CudaOps::upload_scheme(const HostTensor& t) {
   return w;
 }
 
-static QuantWeightArgs quant_args(const Weight& w) {
+QuantWeightArgs CudaOps::quant_args(const Weight& w) {
   QuantWeightArgs a;
   a.data = w.data;
   a.scales = w.scales;
@@ -118,8 +118,8 @@ void CudaOps::matmul_scheme(const void* x, int rows, const Weight& w, void* out,
     return;
   }
   const size_t act_need = align_up(size_t(rows) * a.k) + size_t(rows) * 4;
-  const bool w8a8 = a.kind == QuantKind::kFp8 && fp8_gemm_enabled() && fp8_gemm_ok_ &&
-                    !out_f32 && a.k % 16 == 0 && a.n % 8 == 0;
+  const bool w8a8 = a.kind == QuantKind::kFp8 && fp8_gemm_enabled() && fp8_gemm_ok_ && !out_f32 &&
+                    a.k % 16 == 0 && a.n % 8 == 0;
   if (w8a8 && act_scratch_.bytes < act_need && !capturing()) {
     if (act_scratch_.reserve(act_need)) clear_graphs();  // begin_step reserves it normally
   }
