@@ -7,6 +7,7 @@ On the GPU a verification step multiplies more rows than a decode step (other GE
 so a near-tie between two tokens may round the other way; without --deterministic the check
 reports how many outputs differ and where, and passes at >= 95% identical."""
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -68,12 +69,15 @@ def main():
     ref64 = texts(run(url, PROMPTS, 64))
     seeded = texts(run(url, PROMPTS[::5], 8, temperature=0.8, top_p=0.9, seed=7))
     p.terminate(); p.wait()
-    print(f"baseline: concurrency 1 vs 64 without speculation: "
+    print(f"flags {EXTRA}; baseline: concurrency 1 vs 64 without speculation: "
           f"{sum(a == b for a, b in zip(ref1, ref64))}/100 identical")
+    methods = os.environ.get("SPEC_METHODS", "ngram,early-exit,draft").split(",")
     for name, flags in [("ngram", ["--speculative", "ngram"]),
                         ("early-exit", ["--speculative", "early-exit",
                                         "--speculative-early-exit-layers", "10"]),
                         ("draft", ["--speculative", "draft", "--draft-model", MODEL])]:
+        if name not in methods:
+            continue
         p, url = start(*flags, "--speculative-fixed", "--speculative-max-step-tokens", "100000")
         for conc, ref in ((1, ref1), (64, ref64)):
             rs = run(url, PROMPTS, conc)

@@ -5,8 +5,9 @@
 #                                       nearly free) at batch 1/16/64, and throughput with a
 #                                       Llama-3.2-1B-shape dummy draft at 1/16/64 (off = k=0)
 #   spec_run.sh model BIN_DIR MODEL     the default model: greedy outputs with each proposer
-#                                       equal those without (tests/gpu/spec_check.py), then
-#                                       bench/spec_bench.py on the GPU and on this machine's CPU
+#                                       equal those without (tests/gpu/spec_check.py; also
+#                                       with --deterministic), then bench/spec_bench.py
+#   spec_run.sh cpu BIN_DIR MODEL       bench/spec_bench.py on this machine's 16 CPU cores
 # Logs and a summary under $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -52,16 +53,21 @@ elif [ "$MODE" = model ]; then
   MODEL=$3
   python3 tests/gpu/spec_check.py "$BIN/tessera" "$MODEL" 2>&1 | tee "$OUT/spec_check.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-  for dev in cuda cpu; do
-    extra=""; batches="1,4,16"
-    [ $dev = cpu ] && extra="--num-threads 16" && batches="1,4"
-    timeout 420 python3 bench/spec_bench.py --bin "$BIN/tessera" --model "$MODEL" --device $dev \
-      --config none --config ngram --config "early-exit --speculative-early-exit-layers 8" \
-      --config "draft --draft-model $MODEL" --batches $batches --max-tokens 192 \
-      --extra "$extra" --out "$OUT/spec_bench.jsonl" 2>&1 | tee "$OUT/spec_bench_$dev.md"
-  done
+  SPEC_METHODS=ngram,early-exit python3 tests/gpu/spec_check.py "$BIN/tessera" "$MODEL" \
+    --deterministic 2>&1 | tee "$OUT/spec_check_deterministic.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  timeout 300 python3 bench/spec_bench.py --bin "$BIN/tessera" --model "$MODEL" --device cuda \
+    --config none --config ngram --config "early-exit --speculative-early-exit-layers 8" \
+    --config "draft --draft-model $MODEL" --batches 1,4,16 --max-tokens 192 \
+    --out "$OUT/spec_bench.jsonl" 2>&1 | tee "$OUT/spec_bench_cuda.md"
+elif [ "$MODE" = cpu ]; then
+  MODEL=$3
+  timeout 300 python3 bench/spec_bench.py --bin "$BIN/tessera" --model "$MODEL" --device cpu \
+    --config none --config ngram --config "early-exit --speculative-early-exit-layers 8" \
+    --batches 1 --max-tokens 128 --extra "--num-threads 16" \
+    --out "$OUT/spec_bench.jsonl" 2>&1 | tee "$OUT/spec_bench_cpu.md"
 else
-  echo "usage: spec_run.sh shapes|model BIN_DIR [MODEL]"; exit 2
+  echo "usage: spec_run.sh shapes|model|cpu BIN_DIR [MODEL]"; exit 2
 fi
 echo "SUMMARY spec_run $MODE: $([ $status -eq 0 ] && echo PASS || echo FAIL)"
 exit $status
