@@ -12,10 +12,15 @@
 namespace tessera {
 namespace {
 
-// Tokens per step beyond which a step's cost grows with its tokens (bench/results/
-// speculative.md): the H200 stays bandwidth-bound far longer than two CPU cores do.
+// Measured step costs (bench/results/speculative.md). On the H200 (8B shape) a verified
+// draft token costs ~7% of a decode step up to ~128 tokens per step. On the CPU a step's
+// cost grows almost linearly with its rows (one row takes the fast matrix-vector path), so
+// a draft token costs ~0.8 of a step and speculation rarely pays there.
 int default_max_step_tokens(const std::string& device) {
   return device == "cuda" ? 128 : 8;
+}
+double default_verify_cost(const std::string& device) {
+  return device == "cuda" ? 0.07 : 0.8;
 }
 
 }  // namespace
@@ -28,6 +33,7 @@ Speculation make_speculation(const EngineConfig& c, LlamaModel& target, LlamaMod
   s.control.max_step_tokens = c.speculative_max_step_tokens > 0 ? c.speculative_max_step_tokens
                                                                 : default_max_step_tokens(device);
   s.control.adaptive = c.speculative_adaptive;
+  s.control.verify_cost = default_verify_cost(device);
   const bool pad = device == "cuda";
   const ModelConfig& tc = target.config();
   if (c.speculative == "ngram") {
