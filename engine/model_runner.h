@@ -5,9 +5,9 @@
 // for every sequence whose plan entry says `sample`.
 //
 // Sampling runs on the backend (Ops::sample_on_device) for every row whose parameters it
-// covers (temperature / top-k / top-p, no penalties, min_p, logprobs, n > 1 or beam search); only the
-// other rows' logits are copied to the host and sampled there. On a backend with CUDA
-// graphs, decode steps are padded to a few batch sizes so that each size is captured once.
+// covers (temperature / top-k / top-p, no penalties, min_p, logprobs, n > 1 or beam search); only
+// the other rows' logits are copied to the host and sampled there. On a backend with CUDA graphs,
+// decode steps are padded to a few batch sizes so that each size is captured once.
 //
 // Not thread-safe: the engine thread owns it.
 #include <functional>
