@@ -1,4 +1,5 @@
 #include "kernels/ops.h"
+#include "kernels/model_needs_check.h"
 
 #include "common/error.h"
 
@@ -49,6 +50,24 @@ void Ops::join_collectives(const std::string&, int, int world) {
 
 void Ops::all_reduce_sum(void*, int64_t) {
   make_collective_id();
+}
+
+std::string common_unsupported_reason(const ModelNeeds& m) {
+  const auto n = [](int64_t v) { return std::to_string(v); };
+  const int rotary = m.rotary_dim > 0 ? m.rotary_dim : m.head_dim;
+  if (rotary % 2 != 0 || rotary > m.head_dim) {
+    return "rotary_dim " + n(rotary) + " (must be even and at most head_dim " + n(m.head_dim) + ")";
+  }
+  if (m.num_kv_heads <= 0 || m.num_heads % m.num_kv_heads != 0) {
+    return "num_heads " + n(m.num_heads) + " is not a multiple of num_kv_heads " +
+           n(m.num_kv_heads);
+  }
+  for (const ModelNeeds::WeightFormat& f : m.weight_formats) {
+    if (f.scheme.kind == QuantKind::kInt4 && f.cols % 2 != 0) {
+      return "int4 weight " + f.example + " with an odd row length " + n(f.cols);
+    }
+  }
+  return {};
 }
 
 }  // namespace tessera
