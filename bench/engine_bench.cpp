@@ -150,6 +150,8 @@ int main(int argc, char** argv) {
   app.add_option("--draft-model", o.engine.draft_model, "speculative draft: the draft model");
   app.add_option("--speculative-early-exit-layers", o.engine.speculative_early_exit_layers);
   app.add_option("--speculative-max-step-tokens", o.engine.speculative_max_step_tokens);
+  app.add_option("--async-scheduling", o.engine.async_scheduling, "auto | on | off")
+      ->capture_default_str();
   bool spec_fixed = false;
   app.add_flag("--speculative-fixed", spec_fixed, "always draft --num-speculative-tokens");
   CLI11_PARSE(app, argc, argv);
@@ -170,9 +172,10 @@ int main(int argc, char** argv) {
     auto engine = tessera::create_engine(o.engine);
     if (o.warmup > 0) run_batch(*engine, o, o.warmup, o.seed + 1000003);
 
-    const int64_t steps_before = engine->stats().steps_total;
+    const tessera::EngineStats before = engine->stats();
     const RunResult r = run_batch(*engine, o, o.num_prompts, o.seed);
-    const int64_t steps = engine->stats().steps_total - steps_before;
+    const tessera::EngineStats after = engine->stats();
+    const int64_t steps = after.steps_total - before.steps_total;
     const int64_t input_tokens = static_cast<int64_t>(o.num_prompts) * o.input_len;
     const double decode_time = r.elapsed - r.last_first_token;
     const int64_t decode_tokens = r.output_tokens - static_cast<int64_t>(r.ttft.size());
@@ -191,6 +194,17 @@ int main(int argc, char** argv) {
       std::printf("steps            %lld, %.3f ms each, %.2f output tokens per step\n",
                   static_cast<long long>(steps), 1e3 * r.elapsed / static_cast<double>(steps),
                   static_cast<double>(r.output_tokens) / static_cast<double>(steps));
+    if (const int64_t dev_steps = after.device_steps - before.device_steps; dev_steps > 0) {
+      // The host's exposed time: the device idle between one step's end and the next start.
+      const double busy = after.device_busy_seconds - before.device_busy_seconds;
+      const double idle = after.device_idle_seconds - before.device_idle_seconds;
+      std::printf(
+          "device           %.3f ms busy + %.3f ms waiting for the host per step (%.1f%% of the "
+          "step); %lld of %lld steps pipelined\n",
+          1e3 * busy / dev_steps, 1e3 * idle / dev_steps, 100.0 * idle / (busy + idle),
+          static_cast<long long>(after.pipelined_steps_total - before.pipelined_steps_total),
+          static_cast<long long>(steps));
+    }
     std::printf("TTFT             p50 %.3f s, p99 %.3f s; latency p50 %.3f s, p99 %.3f s\n",
                 percentile(r.ttft, 50), percentile(r.ttft, 99), percentile(r.latency, 50),
                 percentile(r.latency, 99));

@@ -43,6 +43,11 @@ struct EngineStats {
   int kv_blocks_used = 0;
   int kv_blocks_total = 0;
   int64_t steps_total = 0;
+  int64_t pipelined_steps_total = 0;  // launched before the previous step was waited for
+  // The device's time on steps and waiting for the host between them (CUDA; zeros elsewhere).
+  double device_busy_seconds = 0.0;
+  double device_idle_seconds = 0.0;
+  int64_t device_steps = 0;
   Clock::time_point last_step_end;
   int live_requests = 0;  // submitted and not yet finished (queued in the inbox included)
   // Steps that threw, in a row (0 after a step that ran): a backend that fails every step

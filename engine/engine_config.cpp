@@ -41,6 +41,8 @@ void EngineConfig::validate() const {
   require(dynamic_max_queue_delay_ms >= 0, "dynamic_max_queue_delay_ms", "must be >= 0");
   require(max_waiting >= 1, "max_waiting", "must be >= 1");
   require(health_stall_timeout_ms >= 1, "health_stall_timeout_ms", "must be >= 1");
+  require(async_scheduling == "auto" || async_scheduling == "on" || async_scheduling == "off",
+          "async_scheduling", "must be auto, on or off (got '" + async_scheduling + "')");
   require(speculative == "none" || speculative == "ngram" || speculative == "draft" ||
               speculative == "early-exit",
           "speculative", "must be none, ngram, draft or early-exit (got '" + speculative + "')");

@@ -202,6 +202,8 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   Proposer* proposer = res->proposer.get();
   parts.proposer = proposer;
   parts.spec = spec.control;
+  parts.async_scheduling = config.async_scheduling == "on" ||
+                           (config.async_scheduling == "auto" && device == "cuda");
   parts.make_executor = [model, block_size, pad_decode, tp,
                          proposer](const SamplingSource& source) {
     auto runner = std::make_unique<ModelRunner>(*model, block_size, source, pad_decode);
@@ -214,10 +216,10 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   parts.resources = res;
   spdlog::info(
       "engine: policy {}, max_num_seqs {}, max_num_batched_tokens {}, chunked prefill {}, "
-      "prefix caching {}, deterministic {}",
+      "prefix caching {}, deterministic {}, async scheduling {}",
       batching_policy_name(config.policy), config.max_num_seqs, config.max_num_batched_tokens,
       config.enable_chunked_prefill ? "on" : "off", config.enable_prefix_caching ? "on" : "off",
-      config.deterministic ? "on" : "off");
+      config.deterministic ? "on" : "off", parts.async_scheduling ? "on" : "off");
   return std::make_unique<EngineImpl>(std::move(parts));
 }
 

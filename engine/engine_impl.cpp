@@ -140,11 +140,21 @@ EngineStats EngineImpl::stats() const {
 
 SeqSampling EngineImpl::sampling_for(SeqId id) const {
   auto it = seqs_.find(id);
-  if (it == seqs_.end())
-    throw Error(ErrorKind::kInternal, "sampling for unknown sequence " + std::to_string(id));
+  if (it == seqs_.end()) {
+    // Ended after its step was planned (pipelined steps finish the previous step's requests
+    // late): its row is computed greedily and its token dropped.
+    static const SamplingParams kDropped = [] {
+      SamplingParams p;
+      p.temperature = 0.0f;
+      return p;
+    }();
+    return {&kDropped, {}, {}, 0};
+  }
   const RequestState& req = *it->second.first;
   const ChoiceState& c = *req.choices[static_cast<size_t>(it->second.second)];
-  return {&req.request.sampling, req.request.prompt, c.output, c.seed};
+  const std::vector<int32_t>* known = scheduler_.tokens(id);
+  const int pending = known && !known->empty() && known->back() == kPendingToken ? 1 : 0;
+  return {&req.request.sampling, req.request.prompt, c.output, c.seed, pending};
 }
 
 void EngineImpl::loop() {
@@ -153,7 +163,7 @@ void EngineImpl::loop() {
     try {
       admit_inbox();
       sweep_requests(Clock::now());
-      if (scheduler_.has_work()) {
+      if (scheduler_.has_work() || inflight_) {
         wait_until = step();
       } else {
         wait_until = Clock::now() + kIdleTick;
@@ -172,6 +182,13 @@ void EngineImpl::loop() {
     publish_stats(Clock::now());
     ready_.store(true, std::memory_order_release);
     if (wait_until) wait_for_work(*wait_until);
+  }
+  if (inflight_) {
+    try {
+      complete_inflight();
+    } catch (const std::exception& e) {
+      spdlog::error("engine: the last step failed at shutdown: {}", e.what());
+    }
   }
   shutdown_requests();
 }
@@ -244,6 +261,10 @@ std::optional<Clock::time_point> EngineImpl::step() {
   handle_failed(plan);
   preemptions_ += static_cast<int64_t>(plan.preempted.size());
   metrics_.add_preemptions(static_cast<int>(plan.preempted.size()));
+  const bool pipelined =
+      parts_.async_scheduling && !plan.empty() && executor_->can_launch(plan);
+  // A step that needs the host between steps waits for the one in flight first.
+  if (inflight_ && !pipelined) complete_inflight();
   if (plan.empty()) {
     if (plan.retry_at != Clock::time_point{}) return plan.retry_at;
     return now + std::chrono::milliseconds(5);  // blocked on capacity: poll soon
@@ -251,21 +272,55 @@ std::optional<Clock::time_point> EngineImpl::step() {
   note_scheduled(plan, now);
   if (debug_stall_step_ms_ > 0)
     std::this_thread::sleep_for(std::chrono::milliseconds(debug_stall_step_ms_));
+  if (pipelined) {
+    try {
+      executor_->launch(plan);
+    } catch (const std::exception& e) {
+      if (inflight_) complete_inflight();
+      note_step_failed(e.what());
+      fail_step(plan, e);
+      ++steps_;
+      return std::nullopt;
+    }
+    // The previous step's tokens, while this one runs; then this step's are pending.
+    if (inflight_) complete_inflight();
+    std::vector<SampledToken> pending;
+    for (const ScheduledSeq& s : plan.seqs)
+      if (s.sample) pending.push_back({s.id, kPendingToken});
+    scheduler_.update(plan, pending);
+    inflight_ = plan;
+    ++pipelined_steps_;
+  } else {
+    try {
+      StepOutput out = executor_->execute(plan);
+      advance_beams(out);
+      scheduler_.update(plan, out.sampled);
+      fork_beams();
+      record_verifications(out);
+      process_output(out);
+      consecutive_failed_steps_ = 0;
+    } catch (const std::exception& e) {
+      note_step_failed(e.what());
+      fail_step(plan, e);
+    }
+  }
+  ++steps_;
+  metrics_.record_step(plan.num_tokens, static_cast<int>(plan.seqs.size()));
+  return std::nullopt;
+}
+
+void EngineImpl::complete_inflight() {
+  const StepPlan plan = std::move(*inflight_);
+  inflight_.reset();
   try {
-    StepOutput out = executor_->execute(plan);
-    advance_beams(out);
-    scheduler_.update(plan, out.sampled);
-    fork_beams();
-    record_verifications(out);
+    const StepOutput out = executor_->wait();
+    for (const SampledToken& t : out.sampled) scheduler_.resolve_pending(t.id, t.token);
     process_output(out);
     consecutive_failed_steps_ = 0;
   } catch (const std::exception& e) {
     note_step_failed(e.what());
     fail_step(plan, e);
   }
-  ++steps_;
-  metrics_.record_step(plan.num_tokens, static_cast<int>(plan.seqs.size()));
-  return std::nullopt;
 }
 
 void EngineImpl::plan_drafts() {
@@ -492,6 +547,7 @@ void EngineImpl::publish_stats(Clock::time_point now) {
     std::lock_guard lock(signal_->mu);
     inbox = signal_->inbox.size();
   }
+  const Ops::DeviceTimeline timeline = executor_->device_timeline();
 
   std::lock_guard lock(stats_mu_);
   stats_.live_requests = static_cast<int>(requests_.size() + inbox);
@@ -503,6 +559,10 @@ void EngineImpl::publish_stats(Clock::time_point now) {
   stats_.kv_blocks_used = s.kv.num_used;
   stats_.kv_blocks_total = s.kv.num_total;
   stats_.steps_total = steps_;
+  stats_.pipelined_steps_total = pipelined_steps_;
+  stats_.device_busy_seconds = timeline.busy_seconds;
+  stats_.device_idle_seconds = timeline.idle_seconds;
+  stats_.device_steps = timeline.steps;
   stats_.last_step_end = now;
 }
 

@@ -8,6 +8,13 @@
 //   scheduler.update(plan, out);      // append sampled tokens, cache full blocks
 //   ... then per sampled token: detokenize, stops, stream events, finish sequences.
 //
+// Pipelined steps (EngineParts::async_scheduling, on by default on CUDA): while the device
+// runs step N the host schedules and launches step N + 1, the sequences' new tokens standing
+// in it as kPendingToken (fed in on the device), and only then waits for step N and does its
+// detokenization, stop matching and streaming, which overlap step N + 1. A sequence that step
+// N ends has one wasted row in step N + 1. Steps that need the host between them (host
+// sampling, drafts, beams, n > 1, tensor parallelism) run one at a time as above.
+//
 // A step that throws fails only the requests in it; the loop keeps serving.
 #include <atomic>
 #include <condition_variable>
@@ -49,6 +56,7 @@ struct EngineParts {
   // many tokens to draft. nullptr: off.
   Proposer* proposer = nullptr;
   SpecControlConfig spec;
+  bool async_scheduling = false;  // pipelined steps where the executor can_launch them
 };
 
 class EngineImpl final : public Engine, private SamplingSource {
@@ -89,6 +97,8 @@ class EngineImpl final : public Engine, private SamplingSource {
   std::optional<Clock::time_point> step();
   // Speculative decoding: asks the proposer for drafts of the sequences about to decode.
   void plan_drafts();
+  // Pipelined steps: waits for the step in flight, then does its bookkeeping.
+  void complete_inflight();
   void record_verifications(const StepOutput& out);
   void handle_failed(const StepPlan& plan);
   void note_scheduled(const StepPlan& plan, Clock::time_point now);
@@ -135,9 +145,11 @@ class EngineImpl final : public Engine, private SamplingSource {
   std::unordered_map<uint64_t, std::unique_ptr<RequestState>> requests_;
   std::unordered_map<SeqId, std::pair<RequestState*, int>> seqs_;  // -> (request, choice)
   std::vector<BeamFork> beam_forks_;  // chosen in this step's advance_beams
+  std::optional<StepPlan> inflight_;  // launched, not yet waited for (pipelined steps)
   uint64_t next_request_ = 1;
   SeqId next_seq_ = 1;
   int64_t steps_ = 0;
+  int64_t pipelined_steps_ = 0;
   int64_t preemptions_ = 0;
   int64_t prefix_queries_seen_ = 0;
   int64_t prefix_hits_seen_ = 0;

@@ -31,7 +31,7 @@ SampleSpec device_sample_spec(const SeqSampling& view) {
   spec.top_k = std::max(0, p.top_k);  // -1 and 0 both mean off
   spec.top_p = p.top_p;
   spec.seed = view.seed;
-  spec.offset = view.output.size();  // the host sampler's draw index for this token
+  spec.offset = view.output.size() + static_cast<uint64_t>(view.pending);  // the draw index
   return spec;
 }
 
@@ -71,8 +71,38 @@ void write_drafts(const StepPlan& plan, const std::vector<std::vector<int32_t>>&
 
 }  // namespace
 
-StepOutput ModelRunner::execute(const StepPlan& plan) {
-  StepOutput out;
+// A plan made ready to sample: its layout has run through the model.
+struct ModelRunner::Prepared {
+  StepLayout layout;
+  std::vector<std::vector<int32_t>> drafts;
+  const float* logits = nullptr;
+  size_t rows = 0;
+  std::vector<Row> table;
+};
+
+void ModelRunner::feed_pending_tokens(const StepPlan& plan, StepLayout& layout) const {
+  for (size_t i = 0; i < plan.seqs.size(); ++i) {
+    const int last = layout.query_start[i + 1] - 1 - plan.seqs[i].num_draft;
+    if (last < layout.query_start[i] || layout.tokens[static_cast<size_t>(last)] != kPendingToken)
+      continue;
+    const SeqId id = plan.seqs[i].id;
+    auto it = last_.row.find(id);
+    if (it == last_.row.end())
+      throw Error(ErrorKind::kInternal, "sequence " + std::to_string(id) +
+                                            " has a pending token the last step did not sample");
+    if (!last_.tokens.empty()) {
+      layout.tokens[static_cast<size_t>(last)] = last_.tokens[static_cast<size_t>(it->second)];
+    } else if (last_.on_device) {
+      layout.tokens_from_sample.emplace_back(last, it->second);
+    } else {
+      throw Error(ErrorKind::kInternal, "pending token of sequence " + std::to_string(id) +
+                                            " is neither on the host nor on the device");
+    }
+  }
+}
+
+ModelRunner::Prepared ModelRunner::prepare(const StepPlan& plan) {
+  Prepared p;
   std::vector<std::pair<int32_t, int32_t>> pairs;
   pairs.reserve(plan.copies.size());
   for (const BlockCopy& c : plan.copies) pairs.emplace_back(c.src, c.dst);
@@ -80,36 +110,123 @@ StepOutput ModelRunner::execute(const StepPlan& plan) {
   if (plan.empty()) {
     if (forward_step_ && !pairs.empty()) forward_step_(pairs, StepLayout{});
     if (proposer_ && !pairs.empty()) proposer_->propose(plan, StepLayout{}, pairs);
-    return out;
+    return p;
   }
 
-  StepLayout layout = build_step_layout(plan, block_size_);
-  std::vector<std::vector<int32_t>> drafts(plan.seqs.size());
+  p.layout = build_step_layout(plan, block_size_);
+  feed_pending_tokens(plan, p.layout);
+  p.drafts.resize(plan.seqs.size());
   if (proposer_) {
-    drafts = proposer_->propose(plan, layout, pairs);
-    write_drafts(plan, drafts, layout);
+    p.drafts = proposer_->propose(plan, p.layout, pairs);
+    write_drafts(plan, p.drafts, p.layout);
   }
-  const size_t rows = layout.logit_rows.size();
-  if (const int q = uniform_rows_per_seq(layout); pad_decode_batches_ && q > 0)
-    pad_decode_step(layout, padded_decode_batch(layout.num_seqs()) - layout.num_seqs(), q);
-  if (forward_step_) forward_step_(pairs, layout);
-  const float* logits = model_.forward_on_device(layout);
-  if (rows == 0) return out;
-  Ops& ops = model_.ops();
-  out.vocab = model_.config().vocab_size;
-  const auto vocab = static_cast<size_t>(out.vocab);
+  p.rows = p.layout.logit_rows.size();
+  if (const int q = uniform_rows_per_seq(p.layout); pad_decode_batches_ && q > 0)
+    pad_decode_step(p.layout, padded_decode_batch(p.layout.num_seqs()) - p.layout.num_seqs(), q);
+  if (forward_step_) forward_step_(pairs, p.layout);
+  p.logits = model_.forward_on_device(p.layout);
+  if (p.rows == 0) return p;
 
-  std::vector<Row> table;
-  table.reserve(rows);
+  p.table.reserve(p.rows);
   for (size_t i = 0; i < plan.seqs.size(); ++i) {
     const ScheduledSeq& s = plan.seqs[i];
     if (!s.sample) continue;
     const SeqSampling view = source_.sampling_for(s.id);
-    for (int j = 0; j <= s.num_draft; ++j) table.push_back({i, j, view});
+    for (int j = 0; j <= s.num_draft; ++j) p.table.push_back({i, j, view});
   }
-  if (table.size() != rows)
-    throw Error(ErrorKind::kInternal, "step has " + std::to_string(rows) + " logit rows for " +
-                                          std::to_string(table.size()) + " to sample");
+  if (p.table.size() != p.rows)
+    throw Error(ErrorKind::kInternal, "step has " + std::to_string(p.rows) +
+                                          " logit rows for " + std::to_string(p.table.size()) +
+                                          " to sample");
+  return p;
+}
+
+void ModelRunner::remember_sample(const StepPlan& plan, bool on_device,
+                                  std::span<const int32_t> tokens) {
+  last_ = LastSample{};
+  last_.serial = next_serial_++;
+  last_.on_device = on_device;
+  int32_t row = 0;
+  for (const ScheduledSeq& s : plan.seqs) {
+    if (!s.sample) continue;
+    last_.row.emplace(s.id, row);
+    row += s.num_draft + 1;
+  }
+  last_.tokens.assign(tokens.begin(), tokens.end());
+}
+
+StepOutput ModelRunner::execute(const StepPlan& plan) {
+  Prepared p = prepare(plan);
+  return sample(plan, p);
+}
+
+bool ModelRunner::can_launch(const StepPlan& plan) const {
+  if (proposer_ || forward_step_) return false;
+  for (const ScheduledSeq& s : plan.seqs) {
+    if (s.num_draft > 0) return false;
+    if (s.sample && !samples_on_device(*source_.sampling_for(s.id).params)) return false;
+  }
+  return true;
+}
+
+void ModelRunner::launch(const StepPlan& plan) {
+  Prepared p = prepare(plan);
+  Launched l;
+  Ops& ops = model_.ops();
+  std::vector<SampleSpec> specs(p.rows);
+  for (size_t i = 0; i < p.rows; ++i) specs[i] = device_sample_spec(p.table[i].view);
+  if (p.rows > 0 && ops.sample_async(p.logits, static_cast<int>(p.rows),
+                                     model_.config().vocab_size, specs)) {
+    ops.end_step();
+    remember_sample(plan, /*on_device=*/true, {});
+    l.serial = last_.serial;
+    l.row_ids.reserve(p.rows);
+    for (const Row& r : p.table) l.row_ids.push_back(plan.seqs[r.seq].id);
+  } else {
+    l.done = sample(plan, p);
+    l.serial = last_.serial;
+  }
+  launched_.push_back(std::move(l));
+}
+
+StepOutput ModelRunner::wait() {
+  if (launched_.empty()) throw Error(ErrorKind::kInternal, "wait: no step was launched");
+  Launched l = std::move(launched_.front());
+  launched_.pop_front();
+  if (l.done) return std::move(*l.done);
+  std::vector<int32_t> tokens(l.row_ids.size());
+  model_.ops().collect_sampled(tokens);
+  if (last_.serial == l.serial) {
+    last_.tokens = tokens;
+    last_.on_device = false;
+  }
+  StepOutput out;
+  out.vocab = model_.config().vocab_size;
+  out.sampled.reserve(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) out.sampled.push_back({l.row_ids[i], tokens[i]});
+  out.logprobs.resize(tokens.size());
+  out.host_row.assign(tokens.size(), -1);
+  return out;
+}
+
+Ops::DeviceTimeline ModelRunner::device_timeline() {
+  return model_.ops().device_timeline();
+}
+
+StepOutput ModelRunner::sample(const StepPlan& plan, Prepared& p) {
+  StepOutput out;
+  if (p.rows == 0) {
+    model_.ops().end_step();
+    remember_sample(plan, false, {});
+    return out;
+  }
+  const size_t rows = p.rows;
+  const std::vector<Row>& table = p.table;
+  const std::vector<std::vector<int32_t>>& drafts = p.drafts;
+  const float* logits = p.logits;
+  Ops& ops = model_.ops();
+  out.vocab = model_.config().vocab_size;
+  const auto vocab = static_cast<size_t>(out.vocab);
 
   // Rows the device sampler covers never leave the device; the others get a greedy spec there
   // (cheap, ignored) and only their logits rows come to the host. A draft row samples as the
@@ -143,6 +260,7 @@ StepOutput ModelRunner::execute(const StepPlan& plan) {
                   vocab * sizeof(float));
     }
   }
+  ops.end_step();  // the device's part is done; host sampling follows
 
   std::vector<std::optional<TokenLogprob>> lps(rows);
   std::vector<int32_t> history;
@@ -158,10 +276,12 @@ StepOutput ModelRunner::execute(const StepPlan& plan) {
     }
     const std::span<const float> row(out.logits.data() + static_cast<size_t>(host_row[i]) * vocab,
                                      vocab);
-    SampleResult res = sample_token(row, *r.view.params, {r.view.prompt, output}, r.view.seed);
+    SampleResult res =
+        sample_token(row, *r.view.params, {r.view.prompt, output, r.view.pending}, r.view.seed);
     tokens[i] = res.token;
     lps[i] = std::move(res.logprob);
   }
+  remember_sample(plan, false, tokens);
 
   // Each sequence emits its accepted drafts and the target's next token.
   out.sampled.reserve(rows);

@@ -10,8 +10,10 @@
 // decode steps are padded to a few batch sizes so that each size is captured once.
 //
 // Not thread-safe: the engine thread owns it.
+#include <deque>
 #include <functional>
 #include <optional>
+#include <unordered_map>
 #include <span>
 #include <vector>
 
@@ -32,6 +34,9 @@ struct SeqSampling {
   std::span<const int32_t> prompt;
   std::span<const int32_t> output;  // generated so far by this sequence (choice)
   uint64_t seed = 0;                // the choice's seed
+  // Tokens sampled by a step still running, not in `output` yet (pipelined steps): the next
+  // draw index is output.size() + pending.
+  int pending = 0;
 };
 
 // Implemented by the engine's request table.
@@ -71,10 +76,30 @@ SampleSpec device_sample_spec(const SeqSampling& view);
 
 // What the engine loop calls: `out = executor.execute(plan)`. ModelRunner is the real one;
 // tests substitute a scripted executor to drive the loop without a model.
+//
+// Pipelined steps: for a plan can_launch() accepts, launch(plan) starts the step and returns;
+// wait() returns the outputs of the launched steps, oldest first. A plan may hold
+// kPendingToken as a sequence's last token: the token the previous step sampled for it,
+// which the executor feeds in without the host seeing it.
 class StepExecutor {
  public:
   virtual ~StepExecutor() = default;
   virtual StepOutput execute(const StepPlan& plan) = 0;
+  virtual bool can_launch(const StepPlan& plan) const {
+    (void)plan;
+    return false;
+  }
+  virtual void launch(const StepPlan& plan) { pending_.push_back(execute(plan)); }
+  virtual StepOutput wait() {
+    StepOutput out = std::move(pending_.front());
+    pending_.pop_front();
+    return out;
+  }
+  // Device time of the steps so far (Ops::device_timeline); zeros where not measured.
+  virtual Ops::DeviceTimeline device_timeline() { return {}; }
+
+ private:
+  std::deque<StepOutput> pending_;
 };
 
 class ModelRunner final : public StepExecutor {
@@ -86,6 +111,12 @@ class ModelRunner final : public StepExecutor {
 
   // Runs the plan's copies and forward pass, then samples. An empty plan does nothing.
   StepOutput execute(const StepPlan& plan) override;
+  // Pipelined: plans whose every sampling row the backend samples (no drafts, no host
+  // sampling, one rank). Without Ops::sample_async, launch() runs the step synchronously.
+  bool can_launch(const StepPlan& plan) const override;
+  void launch(const StepPlan& plan) override;
+  StepOutput wait() override;
+  Ops::DeviceTimeline device_timeline() override;
 
   // Tensor parallelism: called with each step's block copies and layout before rank 0 runs
   // it, so the other ranks run the same step (engine/tp_group.h).
@@ -96,6 +127,31 @@ class ModelRunner final : public StepExecutor {
   void set_proposer(Proposer* p) { proposer_ = p; }
 
  private:
+  struct Prepared;
+  Prepared prepare(const StepPlan& plan);
+  StepOutput sample(const StepPlan& plan, Prepared& p);
+  void feed_pending_tokens(const StepPlan& plan, StepLayout& layout) const;
+  void remember_sample(const StepPlan& plan, bool on_device, std::span<const int32_t> tokens);
+
+  // The latest sampling step, for the next plan's kPendingToken entries: each sequence's
+  // row in it and, once on the host, the tokens.
+  struct LastSample {
+    uint64_t serial = 0;
+    std::unordered_map<SeqId, int32_t> row;
+    std::vector<int32_t> tokens;  // empty until collected
+    bool on_device = false;       // tokens still in the backend's sample buffer
+  };
+  // A launched step: its sampling rows (sequence, draft index 0) and, when it ran
+  // synchronously, its output.
+  struct Launched {
+    uint64_t serial = 0;
+    std::vector<SeqId> row_ids;
+    std::optional<StepOutput> done;
+  };
+  LastSample last_;
+  std::deque<Launched> launched_;
+  uint64_t next_serial_ = 1;
+
   StepForwarder forward_step_;
   Proposer* proposer_ = nullptr;
   LlamaModel& model_;

@@ -31,6 +31,9 @@ inline constexpr int kMaxLogprobs = 20;
 struct TokenHistory {
   std::span<const int32_t> prompt;
   std::span<const int32_t> output;
+  // Tokens sampled after `output` that it does not hold yet (pipelined steps; no penalties
+  // then): the draw index is output.size() + pending.
+  int pending = 0;
 };
 
 struct SampleResult {

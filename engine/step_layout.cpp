@@ -34,6 +34,7 @@ StepLayout build_step_layout(const StepPlan& plan, int block_size) {
     }
     layout.query_start.push_back(static_cast<int32_t>(layout.tokens.size()));
     layout.context_len.push_back(s.end);
+    layout.seq_keys.push_back(s.id);
     layout.block_tables.insert(layout.block_tables.end(), s.block_table.begin(),
                                s.block_table.end());
     layout.block_table_start.push_back(static_cast<int32_t>(layout.block_tables.size()));
@@ -79,6 +80,7 @@ void pad_decode_step(StepLayout& layout, int count, int rows) {
     layout.context_len.push_back(rows);
     layout.block_tables.push_back(0);
     layout.block_table_start.push_back(static_cast<int32_t>(layout.block_tables.size()));
+    if (!layout.seq_keys.empty()) layout.seq_keys.push_back(kPaddingSeqKey);
   }
 }
 

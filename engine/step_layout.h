@@ -30,6 +30,9 @@ int uniform_rows_per_seq(const StepLayout& layout);
 // every batch: 1, 2, 4, then multiples of 8 up to 256, then multiples of 32.
 int padded_decode_batch(int num_seqs);
 
+// The key (StepLayout::seq_keys) of every padding sequence: they share one table, [0].
+inline constexpr int64_t kPaddingSeqKey = -1;
+
 // Appends `count` padding sequences of `rows` tokens (token 0 at positions 0 .. rows - 1,
 // written to the first slots of the reserved padding block 0 and attending only to them).
 // Their logits rows come after the real ones and are ignored.

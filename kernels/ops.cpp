@@ -71,3 +71,12 @@ std::string common_unsupported_reason(const ModelNeeds& m) {
 }
 
 }  // namespace tessera
+
+namespace tessera {
+
+void Ops::collect_sampled(std::span<int32_t> out_tokens) {
+  (void)out_tokens;
+  throw Error(ErrorKind::kInternal, "collect_sampled: this backend has no sample_async");
+}
+
+}  // namespace tessera

@@ -62,6 +62,12 @@ struct StepLayout {
   std::vector<int32_t> block_table_start;  // [num_seqs + 1]
   std::vector<int32_t> block_tables;       // concatenated block ids
   std::vector<int32_t> logit_rows;         // rows whose hidden state reaches the LM head
+  // Optional, [num_seqs]: a stable key per sequence (the engine's id) across steps, so a
+  // backend can keep block tables in its memory and send only what changed.
+  std::vector<int64_t> seq_keys;
+  // Pipelined steps: (row, i) pairs whose token is the i-th token of the latest
+  // Ops::sample_async, still on the device (tokens[row] holds a placeholder until then).
+  std::vector<std::pair<int32_t, int32_t>> tokens_from_sample;
   int block_size = 16;
 
   int num_tokens() const { return static_cast<int>(tokens.size()); }
@@ -214,6 +220,30 @@ class Ops {
     (void)logits, (void)rows, (void)vocab, (void)specs, (void)out_tokens;
     return false;
   }
+
+  // Optional, for pipelined steps (the host plans step N + 1 while the device runs step N):
+  // enqueues the same sampling as sample_on_device and returns at once. Each call's tokens
+  // are fetched, oldest first, by collect_sampled, which waits for them; the next step can
+  // read them before that through StepLayout::tokens_from_sample. Returns false when the
+  // backend cannot (the caller samples synchronously).
+  virtual bool sample_async(const float* logits, int rows, int vocab,
+                            std::span<const SampleSpec> specs) {
+    (void)logits, (void)rows, (void)vocab, (void)specs;
+    return false;
+  }
+  virtual void collect_sampled(std::span<int32_t> out_tokens);
+
+  // Ends the step begun by begin_step (after its last op, sampling included), so a backend
+  // can time it: device_timeline() sums, over completed steps, the time the device ran
+  // them and the gaps between one step's end and the next one's start (the device waiting
+  // for the host). Defaults: no timing.
+  struct DeviceTimeline {
+    double busy_seconds = 0.0;
+    double idle_seconds = 0.0;
+    int64_t steps = 0;
+  };
+  virtual void end_step() {}
+  virtual DeviceTimeline device_timeline() { return {}; }
 
   // Optional graph hooks (CUDA graphs for decode steps). The ops issued after begin_step
   // between graph_capture_begin(key) and graph_capture_end() are recorded; graph_replay(key)

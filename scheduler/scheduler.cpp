@@ -620,6 +620,16 @@ void Scheduler::update(const StepPlan& plan, std::span<const SampledToken> sampl
   }
 }
 
+void Scheduler::resolve_pending(SeqId id, int32_t token) {
+  auto it = sequences_.find(id);
+  if (it == sequences_.end()) return;
+  std::vector<int32_t>& tokens = it->second->tokens;
+  if (tokens.empty() || tokens.back() != kPendingToken)
+    throw Error(ErrorKind::kInternal,
+                "resolve_pending: sequence " + std::to_string(id) + " has no pending token");
+  tokens.back() = token;
+}
+
 // ---- invariants ----
 
 void Scheduler::check_invariants() const {

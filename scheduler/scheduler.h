@@ -147,6 +147,10 @@ class Scheduler {
   // count stops after the accepted tokens and blocks past it are freed. Sequences aborted or
   // finished since schedule() are skipped.
   void update(const StepPlan& plan, std::span<const SampledToken> sampled);
+  // Pipelined steps: update() took kPendingToken for a token still on the device; this puts
+  // the sampled token in its place (the sequence's last one). Unknown ids are ignored (the
+  // sequence ended meanwhile); a last token that is not pending is an Error(kInternal).
+  void resolve_pending(SeqId id, int32_t token);
 
   std::optional<SequenceInfo> info(SeqId id) const;
   const std::vector<int32_t>* tokens(SeqId id) const;  // known tokens; nullptr if unknown

@@ -12,6 +12,11 @@ namespace tessera {
 
 using SeqId = int64_t;
 
+// A token that a step still running on the device has sampled but the host has not seen yet
+// (pipelined steps: the engine schedules step N + 1 while the device runs step N). It may
+// stand as a sequence's last known token until Scheduler::resolve_pending replaces it.
+inline constexpr int32_t kPendingToken = -1;
+
 // One sequence's share of the step: compute its known tokens [start, end).
 struct ScheduledSeq {
   SeqId id = 0;

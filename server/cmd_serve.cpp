@@ -40,7 +40,7 @@ struct ServeCli {
   bool tp_external_workers = false;
   int max_model_len = 0, static_batch_size = 0, max_waiting = 0, health_stall_timeout_ms = 0;
   int drain_timeout_s = 0;
-  std::string speculative, draft_model;
+  std::string speculative, draft_model, async_scheduling;
   int num_speculative_tokens = 0, spec_early_exit_layers = 0, spec_ngram_max = 0;
   int spec_max_step_tokens = 0;
   bool spec_fixed = false;
@@ -117,6 +117,9 @@ void define_options(CLI::App* cmd, ServeCli& cli) {
   flag(cmd, cli, "--quantization", cli.quantization,
        "quantize projections at load: none | fp8 | int8 | int4 (or convert: f32 | f16 | bf16)",
        [](ServeConfig& c, const std::string& v) { c.engine.quantization = v; });
+  flag(cmd, cli, "--async-scheduling", cli.async_scheduling,
+       "Plan step N+1 while the GPU runs step N: auto (on for CUDA) | on | off",
+       [](ServeConfig& c, const std::string& v) { c.engine.async_scheduling = v; });
   flag(cmd, cli, "--speculative", cli.speculative,
        "Speculative decoding: none | ngram | draft | early-exit",
        [](ServeConfig& c, const std::string& v) { c.engine.speculative = v; });

@@ -76,6 +76,8 @@ const std::map<std::string, Setter>& setters() {
        [](auto& c, auto& k, auto& v) { c.engine.dynamic_max_queue_delay_ms = as_int32(k, v); }},
       {"max_waiting", [](auto& c, auto& k, auto& v) { c.engine.max_waiting = as_int32(k, v); }},
       {"speculative", [](auto& c, auto& k, auto& v) { c.engine.speculative = as_string(k, v); }},
+      {"async_scheduling",
+       [](auto& c, auto& k, auto& v) { c.engine.async_scheduling = as_string(k, v); }},
       {"num_speculative_tokens",
        [](auto& c, auto& k, auto& v) { c.engine.num_speculative_tokens = as_int32(k, v); }},
       {"draft_model", [](auto& c, auto& k, auto& v) { c.engine.draft_model = as_string(k, v); }},

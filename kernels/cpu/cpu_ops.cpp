@@ -113,6 +113,8 @@ class CpuOps final : public Ops {
   void begin_step(const StepLayout& layout, KvCache& kv) override {
     mine(kv);
     cpu::check_step_layout(layout, kv.shape().num_blocks, kv.shape().block_size);
+    if (!layout.tokens_from_sample.empty())  // no sample_async here: the caller has the tokens
+      throw Error(ErrorKind::kInvalidArgument, "begin_step: the CPU backend feeds no tokens");
     layout_ = layout;
     rope_valid_ = false;
   }

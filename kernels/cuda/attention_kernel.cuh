@@ -67,7 +67,9 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const PagedAttenti
   const int qlen = a.query_start[item.seq + 1] - q0;
   const int ctx = a.context_len[item.seq];
   const int* table = a.block_tables + a.block_table_start[item.seq];
-  const int table_len = a.block_table_start[item.seq + 1] - a.block_table_start[item.seq];
+  // Tables kept on the device across steps are rows of a wider array: their length is the
+  // context's (begin_step checks that each table covers it).
+  const int table_len = (ctx + a.block_size - 1) / a.block_size;
   const int num_rows = qlen * group;
   const float scale_log2 = a.scale * kLog2e;
   const int num_tiles =

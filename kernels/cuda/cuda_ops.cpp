@@ -71,6 +71,8 @@ void validate_layout(const StepLayout& l, const KvCacheShape& kv) {
     invalid("begin_step: CSR offsets do not cover tokens / block tables");
   }
   if (l.block_size != kv.block_size) invalid("begin_step: block_size differs from the KV cache");
+  if (!l.seq_keys.empty() && l.seq_keys.size() != static_cast<size_t>(seqs))
+    invalid("begin_step: seq_keys must have num_seqs entries");
   const int64_t num_slots = int64_t(kv.num_blocks) * kv.block_size;
   for (int s = 0; s < seqs; ++s) {
     const int qlen = l.query_start[s + 1] - l.query_start[s];
@@ -156,6 +158,7 @@ CudaOps::CudaOps(int device) : device_(device) {
 CudaOps::~CudaOps() {
   if (stream_) cudaStreamSynchronize(stream_);
   clear_graphs();
+  destroy_pipeline_events();
   for (auto& [key, p] : inv_freq_) cudaFree(p);
   gemm_.reset();
   if (upload_done_) cudaEventDestroy(upload_done_);
@@ -316,6 +319,16 @@ void CudaOps::begin_step(const StepLayout& layout, KvCache& kv_base) {
   kv_shape_ = kv.shape();
   kv_dtype_ = storage_dtype(kv.dtype());
   layout_ = layout;
+  for (const auto& [row, index] : layout.tokens_from_sample) {
+    if (row < 0 || row >= layout.num_tokens() || index < 0 || index >= sample_out_rows_)
+      invalid("begin_step: a fed token's row or sampler index is out of range");
+    layout_.tokens[static_cast<size_t>(row)] = 0;  // the host's copy; the device gets the token
+  }
+  update_device_tables();
+  if (step_start_ == nullptr) {
+    step_start_ = take_event();
+    check_cuda(cudaEventRecord(step_start_, stream_), "cudaEventRecord(step start)");
+  }
   plan_uploaded_ = false;
   reserve_fp8_activations(layout.num_tokens());
   if (plan_num_heads_ > 0) {
@@ -363,13 +376,15 @@ void CudaOps::upload_metadata() {
   off_.slots = place(l.slot_mapping.size());
   off_.query_start = place(l.query_start.size());
   off_.context_len = place(l.context_len.size());
-  off_.bt_start = place(l.block_table_start.size());
+  off_.bt_start = place(l.block_table_start.size());  // device tables: row starts instead
   off_.logit_rows = place(l.logit_rows.size());
   off_.decode_items = place(plan_.decode.items.size() * kItem);
   off_.decode_merges = place(plan_.decode.merges.size() * kMerge);
   off_.prefill_items = place(plan_.prefill.items.size() * kItem);
   off_.prefill_merges = place(plan_.prefill.merges.size() * kMerge);
-  off_.block_tables = place(l.block_tables.size());  // last: only its length varies in decode
+  off_.block_tables = place(device_tables() ? 0 : l.block_tables.size());  // varies in decode
+  off_.token_feed = place(l.tokens_from_sample.size() * 2);
+  off_.table_updates = place(bt_updates_.size() * 2);
 
   // The staging buffer may still feed the previous step's copy.
   check_cuda(cudaEventSynchronize(upload_done_), "cudaEventSynchronize");
@@ -384,16 +399,29 @@ void CudaOps::upload_metadata() {
   put(off_.slots, l.slot_mapping.data(), l.slot_mapping.size());
   put(off_.query_start, l.query_start.data(), l.query_start.size());
   put(off_.context_len, l.context_len.data(), l.context_len.size());
-  put(off_.bt_start, l.block_table_start.data(), l.block_table_start.size());
+  put(off_.bt_start, device_tables() ? bt_row_start_.data() : l.block_table_start.data(),
+      l.block_table_start.size());
   put(off_.logit_rows, l.logit_rows.data(), l.logit_rows.size());
   put(off_.decode_items, plan_.decode.items.data(), plan_.decode.items.size() * kItem);
   put(off_.decode_merges, plan_.decode.merges.data(), plan_.decode.merges.size() * kMerge);
   put(off_.prefill_items, plan_.prefill.items.data(), plan_.prefill.items.size() * kItem);
   put(off_.prefill_merges, plan_.prefill.merges.data(), plan_.prefill.merges.size() * kMerge);
-  put(off_.block_tables, l.block_tables.data(), l.block_tables.size());
+  if (!device_tables()) put(off_.block_tables, l.block_tables.data(), l.block_tables.size());
+  put(off_.token_feed, l.tokens_from_sample.data(), l.tokens_from_sample.size() * 2);
+  put(off_.table_updates, bt_updates_.data(), bt_updates_.size() * 2);
   check_cuda(cudaMemcpyAsync(meta_dev_.ptr, h, n * 4, cudaMemcpyHostToDevice, stream_),
              "metadata upload");
   check_cuda(cudaEventRecord(upload_done_, stream_), "cudaEventRecord");
+  check_launch(launch_feed_tokens(static_cast<int32_t*>(meta_dev_.ptr) + off_.tokens,
+                                  reinterpret_cast<const int2*>(meta(off_.token_feed)),
+                                  static_cast<int>(l.tokens_from_sample.size()),
+                                  static_cast<const int32_t*>(sample_out_dev_.ptr), stream_),
+               "feed_tokens");
+  check_launch(launch_scatter_i32(static_cast<int32_t*>(bt_dev_.ptr),
+                                  reinterpret_cast<const int2*>(meta(off_.table_updates)),
+                                  static_cast<int>(bt_updates_.size()), stream_),
+               "block table updates");
+  bt_updates_.clear();  // applied; a second upload this step (ensure_plan) has none
 
   // Split-K partials: decode then prefill outputs, then all log-sum-exps.
   const size_t hd = size_t(kv_shape_.num_kv_heads) * kv_shape_.head_dim;
@@ -403,6 +431,21 @@ void CudaOps::upload_metadata() {
       size_t(kv_shape_.num_kv_heads) * (size_t(plan_.decode.num_partials) * kDecodeRows +
                                         size_t(plan_.prefill.num_partials) * kPrefillRows);
   if (partials_.reserve((decode_partial_floats_ + prefill_floats + lse) * 4)) clear_graphs();
+}
+
+const int32_t* CudaOps::block_tables_ptr() const {
+  return device_tables() ? static_cast<const int32_t*>(bt_dev_.ptr) : meta(off_.block_tables);
+}
+
+void CudaOps::update_device_tables() {
+  bt_updates_.clear();
+  if (!device_tables()) return;
+  BlockTableMirror::Result r =
+      bt_mirror_.apply(layout_.seq_keys, layout_.block_table_start, layout_.block_tables);
+  if (r.resized && bt_dev_.reserve(size_t(bt_mirror_.size()) * 4)) clear_graphs();
+  r.row_start.back() = 0;  // [num_seqs + 1] like the host layout's; the kernels read [s]
+  bt_row_start_ = std::move(r.row_start);
+  bt_updates_ = std::move(r.updates);
 }
 
 const int32_t* CudaOps::meta(size_t offset) const {
@@ -574,7 +617,7 @@ void CudaOps::paged_attention(const KvCache& kv, const void* q, int layer,
   a.query_start = meta(off_.query_start);
   a.context_len = meta(off_.context_len);
   a.block_table_start = meta(off_.bt_start);
-  a.block_tables = meta(off_.block_tables);
+  a.block_tables = block_tables_ptr();
   a.num_heads = attn.num_heads;
   a.num_kv_heads = attn.num_kv_heads;
   a.head_dim = attn.head_dim;
@@ -636,26 +679,10 @@ bool CudaOps::sample_on_device(const float* logits, int rows, int vocab,
   const size_t spec_bytes = size_t(rows) * sizeof(DeviceSampleSpec);
   sample_host_.reserve(spec_bytes + size_t(rows) * 4);
   auto* h = static_cast<DeviceSampleSpec*>(sample_host_.ptr);
-  for (int i = 0; i < rows; ++i) {
-    const SampleSpec& s = specs[i];
-    if (!std::isfinite(s.temperature) || !(s.top_p > 0.f && s.top_p <= 1.f) || s.top_k < 0) {
-      invalid("sample_on_device: temperature must be finite, top_p in (0, 1], top_k >= 0");
-    }
-    h[i] = {s.temperature, s.top_k, s.top_p, sample_uniform(s.seed, s.offset)};
-  }
-  sample_specs_dev_.reserve(spec_bytes);
-  sample_out_dev_.reserve(size_t(rows) * 4);
-  check_cuda(cudaMemcpyAsync(sample_specs_dev_.ptr, h, spec_bytes, cudaMemcpyHostToDevice, stream_),
-             "sample specs upload");
-  check_launch(launch_sample(logits, rows, vocab,
-                             static_cast<const DeviceSampleSpec*>(sample_specs_dev_.ptr),
-                             static_cast<int32_t*>(sample_out_dev_.ptr), stream_),
-               "sample");
+  fill_sample_specs(specs, h);
   int32_t* host_out =
       reinterpret_cast<int32_t*>(static_cast<uint8_t*>(sample_host_.ptr) + spec_bytes);
-  check_cuda(cudaMemcpyAsync(host_out, sample_out_dev_.ptr, size_t(rows) * 4,
-                             cudaMemcpyDeviceToHost, stream_),
-             "sampled tokens");
+  enqueue_sample(logits, rows, vocab, h, host_out);
   synchronize();
   std::memcpy(out_tokens.data(), host_out, size_t(rows) * 4);
   return true;
@@ -671,7 +698,8 @@ CudaOps::Signature CudaOps::signature() const {
           static_cast<int>(plan_.prefill.merges.size()),
           plan_.decode.num_partials,
           plan_.prefill.num_partials,
-          plan_num_heads_};
+          plan_num_heads_,
+          device_tables()};
 }
 
 }  // namespace tessera::cuda

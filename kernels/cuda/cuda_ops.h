@@ -18,6 +18,7 @@
 #include "kernels/cuda/cuda_kv_cache.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/quant.h"
+#include "kernels/block_table_mirror.h"
 #include "kernels/cuda/sampling.h"
 #include "kernels/ops.h"
 
@@ -86,6 +87,12 @@ class CudaOps final : public Ops {
 
   bool sample_on_device(const float* logits, int rows, int vocab, std::span<const SampleSpec> specs,
                         std::span<int32_t> out_tokens) override;
+  // Pipelined steps and step timing (cuda_ops_pipeline.cpp).
+  bool sample_async(const float* logits, int rows, int vocab,
+                    std::span<const SampleSpec> specs) override;
+  void collect_sampled(std::span<int32_t> out_tokens) override;
+  void end_step() override;
+  DeviceTimeline device_timeline() override;
 
   std::string make_collective_id() override;
   void join_collectives(const std::string& id, int rank, int world) override;
@@ -106,7 +113,7 @@ class CudaOps final : public Ops {
 
  private:
   // Counts that fix every launch shape and metadata offset of a step (graph validity).
-  using Signature = std::tuple<int, int, int, int, int, int, int, int, int, int>;
+  using Signature = std::tuple<int, int, int, int, int, int, int, int, int, int, bool>;
   struct Graph {
     Signature signature;
     cudaGraphExec_t exec = nullptr;
@@ -114,6 +121,8 @@ class CudaOps final : public Ops {
   struct LayoutOffsets {  // int32 offsets into the metadata buffer
     size_t tokens, positions, slots, query_start, context_len, bt_start, logit_rows;
     size_t decode_items, decode_merges, prefill_items, prefill_merges, block_tables;
+    size_t token_feed;  // after block_tables: the graphs' offsets do not move with it
+    size_t table_updates;
   };
 
   // Quantized weights (cuda_ops_quant.cpp).
@@ -172,9 +181,46 @@ class CudaOps final : public Ops {
   size_t decode_partial_floats_ = 0;  // partial_o floats for decode; lse follows all partials
 
   std::map<std::tuple<float, int, float, float, float, int, bool, int>, float*> inv_freq_;
+  // Block tables kept on the device across steps (layouts with seq_keys): the attention
+  // kernels read bt_dev_; each step uploads only the entries bt_mirror_ reports changed.
+  BlockTableMirror bt_mirror_;
+  DeviceBuffer bt_dev_;
+  std::vector<BlockTableMirror::Update> bt_updates_;  // this step's, until uploaded
+  std::vector<int32_t> bt_row_start_;
+  void update_device_tables();
+  bool device_tables() const { return !layout_.seq_keys.empty(); }
+  const int32_t* block_tables_ptr() const;
   DeviceBuffer sample_specs_dev_;
-  DeviceBuffer sample_out_dev_;
+  DeviceBuffer sample_out_dev_;  // the latest sampling's tokens (fed to pipelined steps)
   PinnedBuffer sample_host_;
+  int sample_out_rows_ = 0;
+  // The sampler's specs for `rows` rows into `h` (checks them).
+  void fill_sample_specs(std::span<const SampleSpec> specs, DeviceSampleSpec* h) const;
+  void enqueue_sample(const float* logits, int rows, int vocab, const DeviceSampleSpec* host_specs,
+                      int32_t* host_out);
+  // sample_async's staging: two slots, so one step's tokens can travel while the next
+  // step's specs are written.
+  struct SampleSlot {
+    PinnedBuffer host;
+    cudaEvent_t done = nullptr;
+    int rows = 0;
+    bool busy = false;
+  };
+  SampleSlot sample_slots_[2];
+  int next_sample_slot_ = 0;
+  std::vector<int> slots_in_flight_;  // oldest first
+  // Step timing: events at begin_step and end_step of each step, accounted once reached.
+  struct StepMarks {
+    cudaEvent_t start, end;
+  };
+  cudaEvent_t take_event();
+  void account_steps();
+  void destroy_pipeline_events();
+  std::vector<cudaEvent_t> spare_events_;
+  std::vector<StepMarks> marks_;  // issued, not yet accounted, oldest first
+  cudaEvent_t step_start_ = nullptr;
+  cudaEvent_t last_end_ = nullptr;
+  DeviceTimeline timeline_;
   DeviceBuffer pairs_dev_;
 
   std::map<uint64_t, Graph> graphs_;

@@ -31,6 +31,15 @@ cudaError_t launch_silu_mul(const __nv_bfloat16* gate, const __nv_bfloat16* up, 
 cudaError_t launch_gather_rows(const __nv_bfloat16* x, int dim, const int32_t* rows, int num_rows,
                                __nv_bfloat16* out, cudaStream_t stream);
 
+// tokens[pairs[i].x] = sampled[pairs[i].y]: a pipelined step's inputs from the previous
+// step's sampler output, without a trip to the host.
+cudaError_t launch_feed_tokens(int32_t* tokens, const int2* pairs, int num_pairs,
+                               const int32_t* sampled, cudaStream_t stream);
+
+// dst[updates[i].x] = updates[i].y (block table entries kept on the device).
+cudaError_t launch_scatter_i32(int32_t* dst, const int2* updates, int num_updates,
+                               cudaStream_t stream);
+
 struct RopeStoreArgs {
   __nv_bfloat16* q = nullptr;        // [num_tokens, num_heads, head_dim], rotated in place
   __nv_bfloat16* k = nullptr;        // [num_tokens, num_kv_heads, head_dim], rotated in place

@@ -26,7 +26,36 @@ __global__ void copy_kv_blocks_kernel(uint8_t* pools, int num_blocks, size_t blo
   for (size_t i = threadIdx.x; i < block_bytes / 16; i += blockDim.x) dst[i] = src[i];
 }
 
+__global__ void feed_tokens_kernel(int32_t* tokens, const int2* pairs, int num_pairs,
+                                   const int32_t* sampled) {
+  pdl_wait();
+  pdl_launch_dependents();
+  for (int i = threadIdx.x; i < num_pairs; i += blockDim.x)
+    tokens[pairs[i].x] = sampled[pairs[i].y];
+}
+
+__global__ void scatter_i32_kernel(int32_t* dst, const int2* updates, int num_updates) {
+  pdl_wait();
+  pdl_launch_dependents();
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < num_updates) dst[updates[i].x] = updates[i].y;
+}
+
 }  // namespace
+
+cudaError_t launch_scatter_i32(int32_t* dst, const int2* updates, int num_updates,
+                               cudaStream_t stream) {
+  if (num_updates == 0) return cudaSuccess;
+  return launch_kernel(scatter_i32_kernel, dim3((num_updates + 255) / 256), dim3(256), 0, stream,
+                       dst, updates, num_updates);
+}
+
+cudaError_t launch_feed_tokens(int32_t* tokens, const int2* pairs, int num_pairs,
+                               const int32_t* sampled, cudaStream_t stream) {
+  if (num_pairs == 0) return cudaSuccess;
+  return launch_kernel(feed_tokens_kernel, dim3(1), dim3(256), 0, stream, tokens, pairs, num_pairs,
+                       sampled);
+}
 
 cudaError_t launch_gather_rows(const __nv_bfloat16* x, int dim, const int32_t* rows, int num_rows,
                                __nv_bfloat16* out, cudaStream_t stream) {
