@@ -202,8 +202,8 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   Proposer* proposer = res->proposer.get();
   parts.proposer = proposer;
   parts.spec = spec.control;
-  parts.async_scheduling = config.async_scheduling == "on" ||
-                           (config.async_scheduling == "auto" && device == "cuda");
+  parts.async_scheduling =
+      config.async_scheduling == "on" || (config.async_scheduling == "auto" && device == "cuda");
   parts.make_executor = [model, block_size, pad_decode, tp,
                          proposer](const SamplingSource& source) {
     auto runner = std::make_unique<ModelRunner>(*model, block_size, source, pad_decode);

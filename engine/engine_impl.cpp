@@ -261,8 +261,7 @@ std::optional<Clock::time_point> EngineImpl::step() {
   handle_failed(plan);
   preemptions_ += static_cast<int64_t>(plan.preempted.size());
   metrics_.add_preemptions(static_cast<int>(plan.preempted.size()));
-  const bool pipelined =
-      parts_.async_scheduling && !plan.empty() && executor_->can_launch(plan);
+  const bool pipelined = parts_.async_scheduling && !plan.empty() && executor_->can_launch(plan);
   // A step that needs the host between steps waits for the one in flight first.
   if (inflight_ && !pipelined) complete_inflight();
   if (plan.empty()) {

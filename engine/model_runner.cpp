@@ -135,9 +135,8 @@ ModelRunner::Prepared ModelRunner::prepare(const StepPlan& plan) {
     for (int j = 0; j <= s.num_draft; ++j) p.table.push_back({i, j, view});
   }
   if (p.table.size() != p.rows)
-    throw Error(ErrorKind::kInternal, "step has " + std::to_string(p.rows) +
-                                          " logit rows for " + std::to_string(p.table.size()) +
-                                          " to sample");
+    throw Error(ErrorKind::kInternal, "step has " + std::to_string(p.rows) + " logit rows for " +
+                                          std::to_string(p.table.size()) + " to sample");
   return p;
 }
 
@@ -175,8 +174,8 @@ void ModelRunner::launch(const StepPlan& plan) {
   Ops& ops = model_.ops();
   std::vector<SampleSpec> specs(p.rows);
   for (size_t i = 0; i < p.rows; ++i) specs[i] = device_sample_spec(p.table[i].view);
-  if (p.rows > 0 && ops.sample_async(p.logits, static_cast<int>(p.rows),
-                                     model_.config().vocab_size, specs)) {
+  if (p.rows > 0 &&
+      ops.sample_async(p.logits, static_cast<int>(p.rows), model_.config().vocab_size, specs)) {
     ops.end_step();
     remember_sample(plan, /*on_device=*/true, {});
     l.serial = last_.serial;

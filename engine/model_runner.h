@@ -13,8 +13,8 @@
 #include <deque>
 #include <functional>
 #include <optional>
-#include <unordered_map>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/request.h"

@@ -39,10 +39,10 @@ class BlockTableMirror {
   int slots_ = 0;
   int stride_ = 0;
   uint64_t step_ = 0;
-  std::vector<int32_t> table_;        // slots x stride, as the backend holds it
-  std::vector<int32_t> length_;       // per slot: valid entries of its row
-  std::vector<int64_t> key_;          // per slot; kFree when none
-  std::vector<uint64_t> last_used_;   // per slot: the step that last named it
+  std::vector<int32_t> table_;       // slots x stride, as the backend holds it
+  std::vector<int32_t> length_;      // per slot: valid entries of its row
+  std::vector<int64_t> key_;         // per slot; kFree when none
+  std::vector<uint64_t> last_used_;  // per slot: the step that last named it
   std::unordered_map<int64_t, int> slot_of_;
 };
 

@@ -14,11 +14,11 @@
 #include <tuple>
 #include <vector>
 
+#include "kernels/block_table_mirror.h"
 #include "kernels/cuda/attention_plan.h"
 #include "kernels/cuda/cuda_kv_cache.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/quant.h"
-#include "kernels/block_table_mirror.h"
 #include "kernels/cuda/sampling.h"
 #include "kernels/ops.h"
 

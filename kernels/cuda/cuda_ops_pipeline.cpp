@@ -34,8 +34,8 @@ void CudaOps::enqueue_sample(const float* logits, int rows, int vocab,
   const size_t spec_bytes = size_t(rows) * sizeof(DeviceSampleSpec);
   sample_specs_dev_.reserve(spec_bytes);
   sample_out_dev_.reserve(size_t(rows) * 4);
-  check_cuda(cudaMemcpyAsync(sample_specs_dev_.ptr, host_specs, spec_bytes,
-                             cudaMemcpyHostToDevice, stream_),
+  check_cuda(cudaMemcpyAsync(sample_specs_dev_.ptr, host_specs, spec_bytes, cudaMemcpyHostToDevice,
+                             stream_),
              "sample specs upload");
   check_cuda(launch_sample(logits, rows, vocab,
                            static_cast<const DeviceSampleSpec*>(sample_specs_dev_.ptr),

@@ -22,12 +22,8 @@ const std::string kModelPath =
     std::string(TESSERA_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
 
 const std::vector<std::string> kPrompts = {
-    "The capital of France is",
-    "def fibonacci(n):",
-    "Once upon a time, in a small village,",
-    "List three colors: red,",
-    "Q: What is 12 + 30?\nA:",
-    "The three laws of robotics are",
+    "The capital of France is", "def fibonacci(n):",       "Once upon a time, in a small village,",
+    "List three colors: red,",  "Q: What is 12 + 30?\nA:", "The three laws of robotics are",
 };
 
 EngineConfig config(bool pipelined) {
