@@ -1,7 +1,7 @@
 """Helpers for the end-to-end tests: start the built `tessera serve` binary, talk to it.
 
 Nothing is built here. The binary comes from $TESSERA_BIN (default build/server/tessera);
-the model from models/. Tests that need either skip cleanly when it is missing.
+the model from models/. Tests that need either fail when it is missing.
 """
 import json
 import os
@@ -32,9 +32,9 @@ class Server:
 
     def __init__(self, *args: str, env: dict | None = None):
         if not BIN.exists():
-            pytest.skip(f"tessera binary not built: {BIN} (set TESSERA_BIN)")
+            pytest.fail(f"tessera binary not built: {BIN} (set TESSERA_BIN)")
         if not MODEL.exists():
-            pytest.skip(f"default model missing: {MODEL} (run scripts/fetch_model.sh)")
+            pytest.fail(f"default model missing: {MODEL} (run scripts/fetch_model.sh)")
         self.port = free_port()
         self.grpc_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

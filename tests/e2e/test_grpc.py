@@ -11,7 +11,7 @@ from e2e_util import REPO, post
 
 @pytest.fixture(scope="module")
 def pb(tmp_path_factory):
-    grpc_tools = pytest.importorskip("grpc_tools.protoc")
+    import grpc_tools.protoc as grpc_tools  # scripts/requirements-test.txt
     out = tmp_path_factory.mktemp("grpc_gen")
     includes = [f"-I{REPO / 'proto'}"]
     # google/protobuf/any.proto ships with grpc_tools.

@@ -46,7 +46,7 @@ def test_metrics_content(server):
 def test_promtool_check_metrics(server):
     promtool = shutil.which("promtool")
     if not promtool:
-        pytest.skip("promtool not installed")
+        pytest.fail("promtool not installed (scripts/setup.sh installs prometheus)")
     post(server, "/v1/completions", {"prompt": "Hi", "max_tokens": 3})
     text = requests.get(server.url + "/metrics", timeout=10).text
     p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
@@ -62,7 +62,7 @@ def test_promtool_check_metrics(server):
 def test_prometheus_scrapes_tessera(server, tmp_path):
     prometheus = shutil.which("prometheus")
     if not prometheus:
-        pytest.skip("prometheus not installed")
+        pytest.fail("prometheus not installed (scripts/setup.sh installs it)")
     port = free_port()
     target = server.url.removeprefix("http://")
     cfg = tmp_path / "prometheus.yml"
