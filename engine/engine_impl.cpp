@@ -535,7 +535,7 @@ void EngineImpl::publish_stats(Clock::time_point now) {
   const SchedulerStats s = scheduler_.stats();
   const auto [waiting_requests, running_requests] = count_requests();
   metrics_.set_queues(waiting_requests, running_requests, s.num_running);
-  metrics_.set_kv(s.kv.num_used, s.kv.num_total);
+  metrics_.set_kv(s.kv.num_used, s.kv.num_total, parts_.scheduler.kv.block_size);
   metrics_.add_prefix_cache(s.kv.prefix_query_tokens - prefix_queries_seen_,
                             s.kv.prefix_hit_tokens - prefix_hits_seen_);
   prefix_queries_seen_ = s.kv.prefix_query_tokens;

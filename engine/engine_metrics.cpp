@@ -22,6 +22,8 @@ EngineMetrics::EngineMetrics(metrics::Registry& r)
       kv_used_(r.gauge("tessera:kv_cache_used_blocks", "KV cache blocks referenced.")),
       kv_total_(r.gauge("tessera:kv_cache_total_blocks", "KV cache blocks usable.")),
       kv_usage_(r.gauge("tessera:kv_cache_usage_ratio", "KV cache blocks used / total (0..1).")),
+      kv_capacity_(r.gauge("tessera:kv_cache_capacity_tokens",
+                           "Tokens the KV cache holds (usable blocks x block size).")),
       prefix_queries_(r.counter("tessera:prefix_cache_queries_total",
                                 "Prompt tokens looked up in the prefix cache.")),
       prefix_hits_(
@@ -83,7 +85,8 @@ void EngineMetrics::set_queues(int waiting_requests, int running_requests, int r
   running_seqs_.set(running_seqs);
 }
 
-void EngineMetrics::set_kv(int used, int total) {
+void EngineMetrics::set_kv(int used, int total, int block_size) {
+  kv_capacity_.set(static_cast<double>(total) * block_size);
   kv_used_.set(used);
   kv_total_.set(total);
   kv_usage_.set(total > 0 ? static_cast<double>(used) / total : 0.0);

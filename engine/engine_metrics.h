@@ -13,7 +13,8 @@
 //   tessera:num_sequences_running                     sequences (n > 1 counts each choice);
 //                                                     bounded by max_num_seqs
 //   tessera:num_preemptions_total                     sequences preempted (recompute)
-//   tessera:kv_cache_used_blocks, tessera:kv_cache_total_blocks, tessera:kv_cache_usage_ratio
+//   tessera:kv_cache_used_blocks, tessera:kv_cache_total_blocks, tessera:kv_cache_usage_ratio,
+//   tessera:kv_cache_capacity_tokens
 //   tessera:prefix_cache_queries_total / _hits_total  in prompt tokens (as vLLM counts)
 //   tessera:prompt_tokens_total, tessera:generation_tokens_total
 //   tessera:time_to_first_token_seconds, tessera:inter_token_latency_seconds,
@@ -36,7 +37,7 @@ class EngineMetrics {
 
   void record_step(int num_tokens, int num_seqs);
   void set_queues(int waiting_requests, int running_requests, int running_seqs);
-  void set_kv(int used, int total);
+  void set_kv(int used, int total, int block_size);
   void add_preemptions(int n) { preemptions_.inc(n); }
   void add_prefix_cache(int64_t queried_tokens, int64_t hit_tokens);
   void add_prompt_tokens(int64_t n) { prompt_tokens_.inc(static_cast<double>(n)); }
@@ -60,6 +61,7 @@ class EngineMetrics {
   metrics::Gauge& kv_used_;
   metrics::Gauge& kv_total_;
   metrics::Gauge& kv_usage_;
+  metrics::Gauge& kv_capacity_;
   metrics::Counter& prefix_queries_;
   metrics::Counter& prefix_hits_;
   metrics::Counter& prompt_tokens_;

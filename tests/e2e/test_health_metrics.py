@@ -39,8 +39,13 @@ def test_metrics_content(server):
                  "tessera:prompt_tokens_total", "tessera:generation_tokens_total",
                  "tessera:time_to_first_token_seconds_bucket",
                  "tessera:e2e_request_latency_seconds_count",
-                 "tessera:http_requests_total"]:
+                 "tessera:http_requests_total", "tessera:kv_cache_capacity_tokens"]:
         assert name in text, f"{name} missing from /metrics"
+    values = {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
+              if l.startswith("tessera:kv_cache_")}
+    # Capacity in tokens: usable blocks x the block size (16 by default).
+    assert values["tessera:kv_cache_capacity_tokens"] == 16 * values["tessera:kv_cache_total_blocks"]
+    assert values["tessera:kv_cache_capacity_tokens"] > 0
 
 
 def test_promtool_check_metrics(server):
