@@ -33,6 +33,7 @@ struct PerplexityArgs {
   std::string quantization = "none";
   bool fake_quant = false;
   int threads = 0;
+  std::string kv_cache_dtype = "auto";
 };
 
 std::string read_text(const std::string& path) {
@@ -70,14 +71,18 @@ void run_perplexity(const PerplexityArgs& a) {
   auto ops = make_ops(a);
   LlamaModel model(loaded.config, loaded.weights, *ops);
   std::fprintf(
-      stderr, "perplexity: %s on %s, %zu tokens, ctx %d, quantization %s%s (%d weights), BOS %s\n",
+      stderr,
+      "perplexity: %s on %s, %zu tokens, ctx %d, quantization %s%s (%d weights), KV %s, BOS %s\n",
       a.model.c_str(), ops->name().c_str(), tokens.size(), a.ctx_size, a.quantization.c_str(),
-      a.fake_quant ? " (simulated)" : "", quantized, add_bos ? "yes" : "no");
+      a.fake_quant ? " (simulated)" : "", quantized, a.kv_cache_dtype.c_str(),
+      add_bos ? "yes" : "no");
   PerplexityOptions opt;
   opt.ctx_size = a.ctx_size;
   opt.chunks = a.chunks;
   opt.batch_size = a.batch_size;
   opt.bos_id = add_bos ? tok.bos_id() : -1;
+  if (!parse_kv_dtype(a.kv_cache_dtype.c_str(), opt.kv_dtype))
+    throw Error(ErrorKind::kInvalidArgument, "--kv-cache-dtype: " + a.kv_cache_dtype);
   const auto t1 = Clock::now();
   opt.on_chunk = [&](int chunk, int num_chunks, double ppl) {
     if (chunk == 0) {
@@ -134,6 +139,13 @@ void register_perplexity_command(CLI::App& app) {
   cmd->add_flag("--fake-quant", args->fake_quant,
                 "decode the quantized weights back to f32 (the scheme's rounding on dense "
                 "kernels, for backends without the scheme's own)");
+  cmd->add_option("--kv-cache-dtype", args->kv_cache_dtype,
+                  "KV cache element type: auto | bf16 | fp16 | f32 | fp8 | int8")
+      ->capture_default_str()
+      ->check([](const std::string& v) {
+        KvDtype d;
+        return parse_kv_dtype(v.c_str(), d) ? std::string() : "unknown KV cache dtype " + v;
+      });
   cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);

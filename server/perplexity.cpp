@@ -45,7 +45,7 @@ PerplexityResult perplexity(LlamaModel& model, std::span<const int32_t> tokens,
   const int num_blocks = (n_ctx + kBlockSize - 1) / kBlockSize;
   // One sequence at a time in blocks 1..num_blocks (0 is the padding block). Every chunk
   // restarts at position 0 and attends to context_len tokens, so the cache needs no reset.
-  model.init_kv_cache(num_blocks + 1, kBlockSize);
+  model.init_kv_cache(num_blocks + 1, kBlockSize, o.kv_dtype);
   std::vector<int32_t> blocks;
   for (int b = 1; b <= num_blocks; ++b) blocks.push_back(b);
 

@@ -8,15 +8,18 @@
 #include <functional>
 #include <span>
 
+#include "kernels/kv_cache.h"
+
 namespace tessera {
 
 class LlamaModel;
 
 struct PerplexityOptions {
   int ctx_size = 512;
-  int chunks = -1;        // chunks to evaluate at most (-1: all that fit)
-  int batch_size = 2048;  // tokens per forward step (llama.cpp's n_batch)
-  int32_t bos_id = -1;    // >= 0: each chunk starts with this token
+  int chunks = -1;                    // chunks to evaluate at most (-1: all that fit)
+  int batch_size = 2048;              // tokens per forward step (llama.cpp's n_batch)
+  int32_t bos_id = -1;                // >= 0: each chunk starts with this token
+  KvDtype kv_dtype = KvDtype::kAuto;  // the KV cache's element type (kernels/kv_cache.h)
   // Called after every chunk with the running estimate.
   std::function<void(int chunk, int num_chunks, double ppl)> on_chunk;
 };
