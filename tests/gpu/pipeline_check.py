@@ -5,14 +5,14 @@ the same server with pipelining off is the reference.
   - with --deterministic on both, 48 greedy prompts at concurrency 48: identical texts;
   - stop strings and max_tokens end where the reference ends; KV blocks return to 0.
 Usage: pipeline_check.py TESSERA_BIN MODEL.gguf"""
-import socket
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+
+import gpu_serve
 
 BIN, MODEL = sys.argv[1], sys.argv[2]
 PROMPTS = [f"Question {i}: what is {i} plus {i * 7}? Answer:" for i in range(24)] + [
@@ -30,23 +30,7 @@ def report(ok, what):
 
 
 def start(*flags):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(f"/tmp/pipeline_check_{port}.log", "w")
-    p = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", str(port), "--grpc-port",
-                          "0", "--device", "cuda", *flags], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        if p.poll() is not None:
-            sys.exit("server exited:\n" + Path(log.name).read_text()[-2000:])
-        try:
-            if requests.get(url + "/ready", timeout=1).status_code == 200:
-                return p, url, log.name
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    sys.exit("server not ready")
+    return gpu_serve.start(BIN, MODEL, *flags, name="pipeline_check")
 
 
 def run(url, prompts, workers, **kw):

@@ -6,16 +6,14 @@ seeded sampled set. Usage: spec_check.py TESSERA_BIN MODEL.gguf [extra serve fla
 On the GPU a verification step multiplies more rows than a decode step (other GEMM shapes),
 so a near-tie between two tokens may round the other way; without --deterministic the check
 reports how many outputs differ and where, and passes at >= 95% identical."""
-import json
 import os
-import socket
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+
+import gpu_serve
 
 BIN, MODEL, EXTRA = sys.argv[1], sys.argv[2], sys.argv[3:]
 LICENSE = Path("/usr/share/common-licenses/GPL-3")
@@ -28,24 +26,8 @@ PROMPTS = COPY + OPEN
 
 
 def start(*flags):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(f"/tmp/spec_check_{port}.log", "w")
-    p = subprocess.Popen([BIN, "serve", "--model", MODEL, "--port", str(port), "--grpc-port",
-                          "0", "--device", "cuda", *EXTRA, *flags], stdout=log,
-                         stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        if p.poll() is not None:
-            sys.exit("server exited:\n" + Path(log.name).read_text()[-2000:])
-        try:
-            if requests.get(url + "/ready", timeout=1).status_code == 200:
-                return p, url
-        except requests.RequestException:
-            pass
-        time.sleep(0.5)
-    sys.exit("server not ready")
+    p, url, _ = gpu_serve.start(BIN, MODEL, *EXTRA, *flags, name="spec_check")
+    return p, url
 
 
 def run(url, prompts, workers, **kw):
