@@ -265,12 +265,12 @@ log "SIGTERM: exited in ${stop_s} s with status $rc"
 server_bah=""
 t_end=$(now)
 
-summary="image $size_text, bases $((t_bases - t_start)) s, build $((t_built - t_bases)) s$([ $built = 0 ] && echo ' (cached)'), checks $((t_checked - t_built)) s, total $((t_end - t_start)) s"
+summary="image $size_text, bases $((t_bases - t_start)) s, build $((t_built - t_bases)) s$([ $built = 0 ] && echo ' (cached)' || true), checks $((t_checked - t_built)) s, total $((t_end - t_start)) s"
 log "PASS: $summary"
 if [ -n "$record" ]; then
   commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!bench/results' || echo '+dirty')
   printf '| %s | %s | %s | %s | %s s | %s s%s | %s s | %s s | PASS |\n' \
     "$(date -u +'%Y-%m-%d %H:%M')" "$commit" "${given_image:-$ctx_hash}" "$size_text" \
-    "$((t_bases - t_start))" "$((t_built - t_bases))" "$([ $built = 0 ] && echo ' (cached)')" \
+    "$((t_bases - t_start))" "$((t_built - t_bases))" "$([ $built = 0 ] && echo ' (cached)' || true)" \
     "$((t_checked - t_built))" "$stop_s" >>"$record"
 fi
