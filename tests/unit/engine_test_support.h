@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -180,10 +181,17 @@ struct ChoiceResult {
   int num_events = 0;
 };
 
+// Sanitizer builds run the model 5-20x slower (scripts/sanitize.sh sets
+// TESSERA_TEST_TIMEOUT_SCALE): waits scale with it, so slowness is not reported as a failure.
+inline int timeout_scale() {
+  const char* v = std::getenv("TESSERA_TEST_TIMEOUT_SCALE");
+  return v != nullptr && std::atoi(v) > 1 ? std::atoi(v) : 1;
+}
+
 inline std::vector<ChoiceResult> collect(ResultStream& stream, int n,
                                          std::chrono::seconds timeout = std::chrono::seconds(60)) {
   std::vector<ChoiceResult> out(static_cast<size_t>(n));
-  const auto end = Clock::now() + timeout;
+  const auto end = Clock::now() + timeout * timeout_scale();
   while (!stream.done() && Clock::now() < end) {
     auto ev = stream.next(std::chrono::milliseconds(100));
     if (!ev) continue;
@@ -206,7 +214,7 @@ inline std::vector<ChoiceResult> collect(ResultStream& stream, int n,
 // Polls until pred() or the timeout; returns pred().
 inline bool eventually(const std::function<bool()>& pred,
                        std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
-  const auto end = Clock::now() + timeout;
+  const auto end = Clock::now() + timeout * timeout_scale();
   while (Clock::now() < end) {
     if (pred()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
