@@ -440,7 +440,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=os.path.join(ROOT, "models", "SmolLM2-135M-Instruct.Q4_1.gguf"))
     ap.add_argument("--skip-transformers", action="store_true", help="skip the second-opinion check")
+    ap.add_argument("--reference-only", action="store_true",
+                    help="only write the SmolLM2 reference tokenizer.json beside the model (the "
+                         "unit tests load it; scripts/setup.sh runs this)")
     args = ap.parse_args()
+    if args.reference_only:
+        tok, _ = smollm2_reference(args.model)
+        ref_path = os.path.join(os.path.dirname(os.path.abspath(args.model)),
+                                "smollm2-reference-tokenizer.json")
+        tok.save(ref_path)
+        print(f"wrote {ref_path}")
+        return
     os.makedirs(GOLDEN, exist_ok=True)
 
     strings = make_corpus()

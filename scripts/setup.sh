@@ -37,6 +37,10 @@ scripts/fetch_model.sh
 if [ ! -f models/smollm2-hf/model.safetensors ]; then
   python3 scripts/convert_gguf_to_hf.py --out models/smollm2-hf
 fi
+# The HF tokenizers reference built from the GGUF vocabulary (tests/unit/test_tokenizer_golden.cpp).
+if [ ! -f models/smollm2-reference-tokenizer.json ]; then
+  python3 scripts/make_tokenizer_golden.py --reference-only
+fi
 
 build_dir=${TESSERA_BUILD_DIR:-build}
 # shellcheck disable=SC2086
