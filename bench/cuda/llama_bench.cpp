@@ -7,12 +7,14 @@
 //   2. prefill tokens/s for 2k-token prompts;
 //   3. offline throughput, all requests queued at once, for in/out = 128/128, 1000/1000,
 //      2048/2048 (output tokens / total wall time, prefill included).
-// Options: --quick (one offline scenario); --weights bf16|fp8|int8|int4 (the projections kept
-// quantized on the GPU: fp8 e4m3 per channel, int8 / int4 symmetric in groups of 128; the
-// embedding and LM head stay bf16, as in FP8 / GPTQ / AWQ checkpoints).
+// Options: --quick (one offline scenario); --decode-only (batch 1-8 decode, nothing else);
+// --gemv-only (each projection alone at 1, 4 and 8 rows); --weights bf16|fp8|int8|int4 (the
+// projections kept quantized on the GPU: fp8 e4m3 per channel, int8 / int4 symmetric in groups of
+// 128; the embedding and LM head stay bf16, as in FP8 / GPTQ / AWQ checkpoints).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -97,6 +99,56 @@ class Model {
   }
 
   double weight_bytes() const { return bytes_; }
+
+  // Each projection of layer 0 alone at `rows` rows: 50 launches back to back in one CUDA
+  // graph, median over 20 graph launches, per launch; and the weight bytes per microsecond.
+  void time_projections(int rows) {
+    reserve(std::max(rows, 8), 8);
+    const std::pair<const char*, const Weight*> ws[] = {{"q", &layers_[0].wq},
+                                                        {"k", &layers_[0].wk},
+                                                        {"o", &layers_[0].wo},
+                                                        {"gate", &layers_[0].wg},
+                                                        {"down", &layers_[0].wd}};
+    cudaStream_t st = ops_.stream();
+    cudaEvent_t a, b;
+    cudaEventCreate(&a);
+    cudaEventCreate(&b);
+    constexpr int kLaunches = 50;
+    const char* only = std::getenv("TESSERA_BENCH_ONLY");  // one projection, e.g. for ncu
+    for (const auto& [name, w] : ws) {
+      if (only != nullptr && std::strcmp(only, name) != 0) continue;
+      void* x = name[0] == 'd' ? gate_ : h_;
+      ops_.matmul(x, rows, *w, up_);  // any one-time setup outside the capture
+      cudaGraph_t graph;
+      cudaGraphExec_t exec;
+      cuda::check_cuda(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal), "capture");
+      for (int i = 0; i < kLaunches; ++i) ops_.matmul(x, rows, *w, up_);
+      cuda::check_cuda(cudaStreamEndCapture(st, &graph), "capture");
+      cuda::check_cuda(cudaGraphInstantiate(&exec, graph, 0), "instantiate");
+      std::vector<double> us;
+      for (int rep = 0; rep < 25; ++rep) {
+        cudaEventRecord(a, st);
+        cudaGraphLaunch(exec, st);
+        cudaEventRecord(b, st);
+        cudaEventSynchronize(b);
+        float ms = 0;
+        cudaEventElapsedTime(&ms, a, b);
+        if (rep >= 5) us.push_back(ms * 1e3 / kLaunches);
+      }
+      cudaGraphExecDestroy(exec);
+      cudaGraphDestroy(graph);
+      const double bytes = double(w->rows) * w->cols *
+                           (quant_ == QuantKind::kInt4    ? 0.5
+                            : quant_ == QuantKind::kDense ? 2
+                                                          : 1);
+      const double t = bench::median(us);
+      std::printf("gemv %-4s %5lld x %5lld, %d rows: %7.1f us = %.2f TB/s\n", name,
+                  static_cast<long long>(w->rows), static_cast<long long>(w->cols), rows, t,
+                  bytes / t / 1e6);
+    }
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+  }
 
   // Activation buffers for up to max_tokens rows and max_logits logit rows.
   void reserve(int max_tokens, int max_logits) {
@@ -341,6 +393,12 @@ int main(int argc, char** argv) {
     }
     cuda::CudaOps ops(0);
     Shape s;
+    if (has("--gemv-only")) {
+      s.layers = 1;
+      Model m(ops, s, quant);
+      for (int rows : {1, 4, 8}) m.time_projections(rows);
+      return 0;
+    }
     Model m(ops, s, quant);
     std::printf("# Llama-3.1-8B shape, random %s weights: %.2f GB (embedding and LM head bf16)\n",
                 weights_name.c_str(), m.weight_bytes() / 1e9);
@@ -370,6 +428,18 @@ int main(int argc, char** argv) {
           100 * (1e3 / ms) / (3.9e12 / m.weight_bytes()), 3.9e12 / m.weight_bytes(),
           bench::median(host));
       std::fflush(stdout);
+    }
+    if (has("--decode-only")) {
+      // Small-batch decode (the quantized GEMV's range), CUDA graphs, then stop.
+      for (int n : {2, 4, 8}) {
+        init_cache(1 + n * ((128 + 257 + 15) / 16 + 1));
+        RunResult r = run_batch(ops, m, n, 128, 257, true, token_budget);
+        std::vector<double> steps(r.step_ms.begin() + 8, r.step_ms.end());
+        const double ms = bench::median(steps);
+        std::printf("batch-%d decode (CUDA graph): median %.3f ms/step = %.1f tok/s\n", n, ms,
+                    n * 1e3 / ms);
+      }
+      return 0;
     }
 
     // 2. prefill tokens/s for 2k prompts (1 and 4 prompts per step).

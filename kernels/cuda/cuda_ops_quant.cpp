@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "common/error.h"
 #include "kernels/cuda/cuda_check.h"
@@ -51,8 +52,11 @@ Weight CudaOps::upload_scheme(const HostTensor& t) {
   }
   const size_t data_bytes = v.data_bytes(), scale_bytes = v.scale_count() * sizeof(float);
   const size_t zero_bytes = v.zero_count(), gidx_bytes = v.g_idx ? size_t(v.cols) * 4 : 0;
+  const size_t stored_bytes = t.scheme.kind == QuantKind::kInt4
+                                  ? std::max(data_bytes, int4_tiled_bytes(int(v.rows), int(v.cols)))
+                                  : data_bytes;
   const size_t total =
-      align_up(data_bytes) + align_up(scale_bytes) + align_up(zero_bytes) + align_up(gidx_bytes);
+      align_up(stored_bytes) + align_up(scale_bytes) + align_up(zero_bytes) + align_up(gidx_bytes);
   auto* base = static_cast<uint8_t*>(alloc(total));
   Weight w;
   w.owner = std::shared_ptr<void>(base, [](void* p) { cudaFree(p); });
@@ -69,7 +73,15 @@ Weight CudaOps::upload_scheme(const HostTensor& t) {
     at += align_up(bytes);
     return dst;
   };
-  w.data = put(v.data, data_bytes);
+  QuantWeightArgs probe = quant_args(w);
+  probe.g_idx = v.g_idx;  // only whether there is one counts
+  if (int4_tiled(probe)) {
+    std::vector<uint8_t> tiled(int4_tiled_bytes(probe.n, probe.k));
+    tile_int4(static_cast<const uint8_t*>(v.data), probe.n, probe.k, tiled.data());
+    w.data = put(tiled.data(), tiled.size());
+  } else {
+    w.data = put(v.data, data_bytes);
+  }
   w.scales = static_cast<const float*>(put(v.scales, scale_bytes));
   w.zeros = static_cast<const uint8_t*>(put(v.zeros, zero_bytes));
   w.g_idx = static_cast<const int32_t*>(put(v.g_idx, gidx_bytes));
@@ -94,6 +106,7 @@ QuantWeightArgs CudaOps::quant_args(const Weight& w) {
   a.has_zeros = w.scheme.has_zeros && w.zeros != nullptr;
   a.n = static_cast<int>(w.rows);
   a.k = static_cast<int>(w.cols);
+  a.tiled = int4_tiled(a);
   return a;
 }
 

@@ -27,17 +27,44 @@ struct QuantWeightArgs {
   int num_groups = 1;
   bool per_channel = false;
   bool has_zeros = false;
+  // int4 data in the warp-tile order of gemv_quant_mma.cu (int4_tiled below) instead of
+  // [n, k / 2]: every kernel here reads both.
+  bool tiled = false;
   int n = 0;
   int k = 0;
 };
+
+// int4 weights that the tensor-core GEMV takes are kept tiled on the GPU: per 8 output rows
+// and 128 values of k, the 8 x 64 bytes one warp load reads, in lane order (lane 4g + j holds
+// row g's bytes [16j, 16j + 16) of the block), so each load is 512 contiguous bytes. Rows
+// are padded to a multiple of 8 with zeros.
+bool int4_tiled(const QuantWeightArgs& w);
+size_t int4_tiled_bytes(int n, int k);
+// src: [n, k / 2] canonical int4 bytes -> dst: int4_tiled_bytes(n, k) bytes, tiled.
+void tile_int4(const uint8_t* src, int n, int k, uint8_t* dst);
+// The byte of tiled int4 data that holds value (row, col), k values per row.
+__host__ __device__ inline size_t int4_tiled_offset(int row, int col, int k) {
+  const size_t blocks = size_t(k) / 128;
+  const int w = col % 128;
+  return ((size_t(row / 8) * blocks + col / 128) * 32 + (row % 8) * 4 + w / 32) * 16 + (w % 32) / 2;
+}
 
 // True when the GEMV takes this weight: k a multiple of the values in 16 bytes (16 for the
 // 8-bit kinds, 32 for int4).
 bool gemv_quant_supported(const QuantWeightArgs& w);
 
 // x: [m, k] bf16, 1 <= m <= kMaxQuantGemvRows -> out: [m, n] bf16 (or f32 when out_f32).
+// Takes the tensor-core GEMV below where it applies, else the CUDA-core one.
 cudaError_t launch_gemv_quant(const void* x, int m, const QuantWeightArgs& w, void* out,
                               bool out_f32, cudaStream_t stream);
+
+// The tensor-core GEMV for decode-sized batches (gemv_quant_mma.cu): int4 with groups of
+// 128 * 2^s (or one per row) and no act order, k % 128 == 0; fp8 with k % 64 == 0 (from two
+// rows on: one row takes the CUDA-core kernel, faster there).
+// TESSERA_QUANT_GEMV=simt turns it off (the CUDA-core kernel takes every weight).
+bool gemv_quant_mma_supported(const QuantWeightArgs& w);
+cudaError_t launch_gemv_quant_mma(const void* x, int m, const QuantWeightArgs& w, void* out,
+                                  bool out_f32, cudaStream_t stream);
 
 // out: [n, k] bf16 = the weight's values.
 cudaError_t launch_dequant_weight(const QuantWeightArgs& w, void* out, cudaStream_t stream);

@@ -34,7 +34,8 @@ __global__ void dequant_weight_kernel(const QuantWeightArgs a, bf16* __restrict_
         q = float(static_cast<int8_t>(d[i]));
         z = 0.f;
       } else {
-        const uint8_t byte = d[i / 2];  // [n, k / 2]: element i's byte is i / 2 (k is even)
+        // [n, k / 2]: element i's byte is i / 2 (k is even)
+        const uint8_t byte = d[a.tiled ? int4_tiled_offset(row, c, a.k) : i / 2];
         q = float((i & 1) ? byte >> 4 : byte & 0xF);
         z = a.has_zeros ? float(a.zeros[gi]) : 8.f;
       }
