@@ -6,19 +6,22 @@
 // (two values per instruction), the multiply-adds go to the tensor cores, and the scales are
 // applied once per 128-value group in f32.
 //
-// Layout of one mma: the weights are the B operand (16 k x 8 columns = 8 output rows of one
-// warp tile), the batch rows the A operand (rows 0..M-1 of 16, the rest zero). Lane (g, j) =
-// (lane / 4, lane % 4) streams weight row g of the tile and, for g < M, batch row g of x.
+// Layout of one mma: the weights are the A operand (16 output rows x 16 k of one warp tile),
+// the batch rows the B operand (columns 0..M-1 of 8). Lane (g, j) = (lane / 4, lane % 4)
+// streams weight rows g and g + 8 of the tile and, for g < M, supplies batch row g of x.
 // The k order inside an mma is free as long as A and B agree: each lane decodes its 16 bytes
-// in the pairs the bit tricks produce and permutes its x values to the same pairs (prmt).
+// in the pairs the bit tricks produce, and x is permuted to the same pairs.
 //   int4: a k-block is 128 values, lane j owns [32j, 32j + 32); one 32-bit word (8 nibbles,
 //         low first) gives bf16 pairs (0,4) (1,5) (2,6) (3,7) through 0x4300 | nibble
-//         (= 128 + q exactly), minus 128 + zero point: two mmas per word, exact integers;
-//         the group scale multiplies the block's f32 result (groups are multiples of 128).
+//         (= 128 + q exactly): two mmas per word. The 128 + zero point comes off in f32 as
+//         (128 + zero) times the block's x sum; the group scale multiplies the block's
+//         result (groups of 128 * 2^s).
 //   fp8:  a k-block is 64 values, lane j owns [16j, 16j + 16); e4m3 bits moved into a bf16
 //         (sign to bit 15, exponent and mantissa to bits 10..4) are the value times 2^-120,
 //         subnormals included; one multiply by 2^120 makes them exact. One mma per word.
-// The warps of a CTA split k and add their partial sums in shared memory.
+// x is staged once per CTA in shared memory, already in mma order (with the int4 block sums);
+// the warps of a CTA split k and add their partial sums in shared memory. Measured on the
+// H200 in bench/results/gpu.md.
 #include <cuda_bf16.h>
 
 #include <cstdio>
@@ -35,7 +38,7 @@ namespace {
 
 using bf16 = __nv_bfloat16;
 
-constexpr int kTileRows = 8;  // output rows per warp tile (the mma's N)
+constexpr int kTileRows = 16;  // output rows per warp tile (the mma's M)
 
 template <QuantKind K>
 constexpr int block_values() {
@@ -86,51 +89,71 @@ __device__ __forceinline__ uint4 to_mma_order(const uint4& v) {
   }
 }
 
-// One int4 k-block: 16 bytes of weight row g, x values [32j, 32j + 32) of batch row g in mma
-// order. kRaw: the weights enter as 128 + q (no subtraction; the caller takes (128 + zero)
-// times the block's x sum off the result); else as q - zero, exact either way.
+// (v & 0x000F000F) | 0x43004300 in one instruction (the compiler splits it in two otherwise):
+// nibbles 0 and 4 of v as bf16 128 + q.
+__device__ __forceinline__ uint32_t nibbles_as_bf16(uint32_t v) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, 0x000F000F, 0x43004300, 0xEA;" : "=r"(r) : "r"(v));
+  return r;
+}
+
+// Nibble pairs (0,4) (1,5) (2,6) (3,7) of a word as bf16 128 + q; minus 128 + zero point unless
+// kRaw (then the caller takes (128 + zero) times the block's x sum off the result).
 template <bool kRaw>
-__device__ __forceinline__ void int4_block(const uint4& w, const uint4 (&xv)[4],
-                                           __nv_bfloat162 zero128, float (&c)[4], float (&c2)[4]) {
-  const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+__device__ __forceinline__ void int4_pairs(uint32_t v, __nv_bfloat162 zero128, uint32_t (&p)[4]) {
+  p[0] = nibbles_as_bf16(v);
+  p[1] = nibbles_as_bf16(v >> 4);
+  p[2] = nibbles_as_bf16(v >> 8);
+  p[3] = nibbles_as_bf16(v >> 12);
+  if constexpr (!kRaw) {
 #pragma unroll
-  for (int q = 0; q < 4; ++q) {
-    const uint32_t v = words[q];
-    // (v >> s) & 0x000F000F | 0x43004300: nibbles s/4 and s/4 + 4 as bf16 128 + q.
-    uint32_t p[4] = {(v & 0x000F000Fu) | 0x43004300u, ((v >> 4) & 0x000F000Fu) | 0x43004300u,
-                     ((v >> 8) & 0x000F000Fu) | 0x43004300u,
-                     ((v >> 12) & 0x000F000Fu) | 0x43004300u};
-    if constexpr (!kRaw) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i) p[i] = bits(__hsub2(as_bf162(p[i]), zero128));
-    }
-    const uint32_t a1[4] = {xv[q].x, 0u, xv[q].y, 0u}, a2[4] = {xv[q].z, 0u, xv[q].w, 0u};
-    mma_bf16(c, a1, p[0], p[1]);
-    mma_bf16(c2, a2, p[2], p[3]);  // a second chain: two mmas in flight
+    for (int i = 0; i < 4; ++i) p[i] = bits(__hsub2(as_bf162(p[i]), zero128));
   }
 }
 
-// One fp8 k-block: 16 e4m3 bytes of weight row g, x values [16j, 16j + 16) of batch row g in
-// mma order. c += w . x over the block (the per-tensor / per-channel scale comes at the end).
-__device__ __forceinline__ void fp8_block(const uint4& w, const uint4 (&xv)[2], float (&c)[4]) {
-  const uint32_t words[4] = {w.x, w.y, w.z, w.w};
+// One int4 k-block: 16 bytes of weight rows g (w0) and g + 8 (w1), x values [32j, 32j + 32) of
+// batch row g in mma order. c += w . x, exact products, f32 sums.
+template <bool kRaw>
+__device__ __forceinline__ void int4_block(const uint4& w0, const uint4& w1, const uint4 (&xv)[4],
+                                           __nv_bfloat162 z0, __nv_bfloat162 z1, float (&c)[4],
+                                           float (&c2)[4]) {
+  const uint32_t r0[4] = {w0.x, w0.y, w0.z, w0.w}, r1[4] = {w1.x, w1.y, w1.z, w1.w};
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    uint32_t p0[4], p1[4];
+    int4_pairs<kRaw>(r0[q], z0, p0);
+    int4_pairs<kRaw>(r1[q], z1, p1);
+    const uint32_t a1[4] = {p0[0], p1[0], p0[1], p1[1]}, a2[4] = {p0[2], p1[2], p0[3], p1[3]};
+    mma_bf16(c, a1, xv[q].x, xv[q].y);
+    mma_bf16(c2, a2, xv[q].z, xv[q].w);  // a second chain: two mmas in flight
+  }
+}
+
+// Bytes 0 and 2, then 1 and 3, of an e4m3 word as bf16 pairs times 2^-120, made exact by one
+// multiply.
+__device__ __forceinline__ void fp8_pairs(uint32_t v, uint32_t& p02, uint32_t& p13) {
   const __nv_bfloat162 two120 = __float2bfloat162_rn(0x1p120f);
+  p02 = bits(__hmul2(as_bf162(((v << 4) & 0x07F007F0u) | ((v << 8) & 0x80008000u)), two120));
+  p13 = bits(__hmul2(as_bf162(((v >> 4) & 0x07F007F0u) | (v & 0x80008000u)), two120));
+}
+
+// One fp8 k-block: 16 e4m3 bytes of weight rows g (w0) and g + 8 (w1), x values [16j, 16j + 16)
+// of batch row g in mma order. c += w . x (the per-tensor / per-channel scale comes last).
+__device__ __forceinline__ void fp8_block(const uint4& w0, const uint4& w1, const uint4 (&xv)[2],
+                                          float (&c)[4]) {
+  const uint32_t r0[4] = {w0.x, w0.y, w0.z, w0.w}, r1[4] = {w1.x, w1.y, w1.z, w1.w};
 #pragma unroll
   for (int q = 0; q < 4; ++q) {
-    const uint32_t v = words[q];
-    // Bytes 0 and 2, then 1 and 3, as bf16 times 2^-120.
-    const uint32_t p02 = ((v << 4) & 0x07F007F0u) | ((v << 8) & 0x80008000u);
-    const uint32_t p13 = ((v >> 4) & 0x07F007F0u) | (v & 0x80008000u);
-    const uint32_t b0 = bits(__hmul2(as_bf162(p02), two120));
-    const uint32_t b1 = bits(__hmul2(as_bf162(p13), two120));
+    uint32_t a[4];
+    fp8_pairs(r0[q], a[0], a[2]);
+    fp8_pairs(r1[q], a[1], a[3]);
     const uint4& x = xv[q / 2];
-    const uint32_t a[4] = {q % 2 ? x.z : x.x, 0u, q % 2 ? x.w : x.y, 0u};
-    mma_bf16(c, a, b0, b1);
+    mma_bf16(c, a, q % 2 ? x.z : x.x, q % 2 ? x.w : x.y);
   }
 }
 
-// This lane's 16 bytes of blocks first .. first + U - 1 (zeros from `end` on); `stride` is
-// the distance between one block and the next in uint4s (4 in rows, 32 tiled).
+// This lane's 16 bytes of blocks first .. first + U - 1 of one row (zeros from `end` on);
+// `stride` is the distance between one block and the next in uint4s.
 template <int U>
 __device__ __forceinline__ void load_round(uint4 (&r)[U], const uint4* w, int first, int end,
                                            int stride) {
@@ -148,7 +171,7 @@ __device__ __forceinline__ void load_round(uint4 (&r)[U], const uint4* w, int fi
 // from global memory and permuted per use.
 constexpr int kMaxStagedX = 100 * 1024;
 constexpr int kXPad = 4;    // uint4s after each staged row
-constexpr int kUnroll = 4;  // 16-byte weight loads per lane in flight, double-buffered
+constexpr int kUnroll = 2;  // k-blocks per lane and row in flight, double-buffered
 template <QuantKind K>
 constexpr int staged_x_bytes(int m, int k) {
   return m * (k / 8 + kXPad) * 16 + (K == QuantKind::kInt4 ? m * (k / block_values<K>()) * 4 : 0);
@@ -159,36 +182,43 @@ __global__ void __launch_bounds__(W * 32)
     gemv_quant_mma_kernel(const bf16* __restrict__ x, const QuantWeightArgs a,
                           TOut* __restrict__ out) {
   constexpr int kBlock = block_values<K>(), kX = x_vecs<K>();
-  __shared__ float partial[W][32][2];
+  __shared__ float partial[W][32][4];
   extern __shared__ uint4 x_staged[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, j = lane & 3;
   const int row0 = blockIdx.x * kTileRows;
-  const int wrow = min(row0 + g, a.n - 1);  // rows past the end are read, never stored
+  // This lane decodes weight rows row0 + g and row0 + g + 8 (the A rows of the mma); rows past
+  // the end are read, never stored.
+  const int wrow0 = min(row0 + g, a.n - 1), wrow1 = min(row0 + g + 8, a.n - 1);
   const int blocks = a.k / kBlock;
   // Each warp streams a contiguous run of blocks: [begin, end).
   const int per_warp = (blocks + W - 1) / W;
   const int begin = min(warp * per_warp, blocks), end = min(begin + per_warp, blocks);
-  const uint4* wp;
+  const uint4 *wp0, *wp1;
   int stride;
   if (K == QuantKind::kInt4 && a.tiled) {
-    wp = static_cast<const uint4*>(a.data) + size_t(blockIdx.x) * blocks * 32 + lane;
-    stride = 32;
+    wp0 = static_cast<const uint4*>(a.data) + size_t(blockIdx.x) * blocks * 64 + lane;
+    wp1 = wp0 + 32;
+    stride = 64;
   } else {
     const size_t row_bytes = K == QuantKind::kInt4 ? size_t(a.k) / 2 : size_t(a.k);
-    wp = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(a.data) + wrow * row_bytes) + j;
+    const auto* base = static_cast<const uint8_t*>(a.data);
+    wp0 = reinterpret_cast<const uint4*>(base + wrow0 * row_bytes) + j;
+    wp1 = reinterpret_cast<const uint4*>(base + wrow1 * row_bytes) + j;
     stride = 4;
   }
   // The weights are never written by a predecessor: their first loads may precede pdl_wait.
-  uint4 cur[kUnroll];
-  load_round(cur, wp, begin, end, stride);
+  uint4 cur0[kUnroll], cur1[kUnroll];
+  load_round(cur0, wp0, begin, end, stride);
+  load_round(cur1, wp1, begin, end, stride);
   pdl_wait();
   pdl_launch_dependents();
 
-  // A rows g >= M take any batch row: their C rows are never stored.
-  const int gx = g < M ? g : M - 1;
+  // B column g is batch row g; lanes of columns >= M read nothing (their C columns are never
+  // stored).
   const uint4* xg = reinterpret_cast<const uint4*>(x);
   const int per_row = a.k / 8;  // uint4s per x row
+  const int gx = g < M ? g : 0;
   const uint4* xrow;
   const float* xsum = nullptr;
   if constexpr (kStaged) {
@@ -219,36 +249,35 @@ __global__ void __launch_bounds__(W * 32)
     }
     __syncthreads();
     xrow = x_staged + gx * pitch + j;
-    xsum = sums + gx * blocks;
+    xsum = sums;
   } else {
     xrow = xg + size_t(gx) * per_row + j * kX;
   }
 
-  // Output columns 2j and 2j + 1 of the tile are weight rows row0 + 2j, row0 + 2j + 1.
-  const int r_lo = min(row0 + 2 * j, a.n - 1), r_hi = min(row0 + 2 * j + 1, a.n - 1);
+  // C of the lane: rows g, g + 8 (weights wrow0, wrow1) x columns 2j, 2j + 1 (batch rows).
+  const int b_lo = min(2 * j, M - 1), b_hi = min(2 * j + 1, M - 1);
   // int4: group g of a row is blocks [g << group_shift, (g + 1) << group_shift).
   const int group_shift = a.group_size > 0 ? __ffs(a.group_size / kBlock) - 1 : 0;
-  const float* sc_lo = a.scales + size_t(r_lo) * a.num_groups;
-  const float* sc_hi = a.scales + size_t(r_hi) * a.num_groups;
-  // Staged: the zero points of the output rows (taken off with the x sums); else of the
-  // lane's own weight row.
-  const uint8_t* zp_lo = a.zeros + size_t(kStaged ? r_lo : wrow) * a.num_groups;
-  const uint8_t* zp_hi = a.zeros + size_t(kStaged ? r_hi : wrow) * a.num_groups;
-  float acc[2] = {0.f, 0.f};
+  const float* sc0 = a.scales + size_t(wrow0) * a.num_groups;
+  const float* sc1 = a.scales + size_t(wrow1) * a.num_groups;
+  const uint8_t* zp0 = a.zeros + size_t(wrow0) * a.num_groups;
+  const uint8_t* zp1 = a.zeros + size_t(wrow1) * a.num_groups;
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
   float c[4] = {0.f, 0.f, 0.f, 0.f};
   for (int first = begin; first < end; first += kUnroll) {
-    uint4 nxt[kUnroll];
-    load_round(nxt, wp, first + kUnroll, end, stride);
+    uint4 nxt0[kUnroll], nxt1[kUnroll];
+    load_round(nxt0, wp0, first + kUnroll, end, stride);
+    load_round(nxt1, wp1, first + kUnroll, end, stride);
     // The round's group scales and zero points, before any math.
-    float s_lo[kUnroll], s_hi[kUnroll], z_lo[kUnroll], z_hi[kUnroll];
+    float s0[kUnroll], s1[kUnroll], z0[kUnroll], z1[kUnroll];
     if constexpr (K == QuantKind::kInt4) {
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
         const int grp = a.group_size > 0 ? min(first + u, end - 1) >> group_shift : 0;
-        s_lo[u] = __ldg(sc_lo + grp);
-        s_hi[u] = __ldg(sc_hi + grp);
-        z_lo[u] = a.has_zeros ? float(__ldg(zp_lo + grp)) : 8.f;
-        z_hi[u] = a.has_zeros ? float(__ldg(zp_hi + grp)) : 8.f;
+        s0[u] = __ldg(sc0 + grp);
+        s1[u] = __ldg(sc1 + grp);
+        z0[u] = a.has_zeros ? float(__ldg(zp0 + grp)) : 8.f;
+        z1[u] = a.has_zeros ? float(__ldg(zp1 + grp)) : 8.f;
       }
     }
 #pragma unroll
@@ -259,48 +288,57 @@ __global__ void __launch_bounds__(W * 32)
         uint4 xv[kX];
 #pragma unroll
         for (int i = 0; i < kX; ++i) {
-          // Staged: only the lanes of real batch rows load (a phase without one costs nothing).
-          xv[i] = !kStaged ? to_mma_order<K>(__ldg(xp + i))
-                  : g < M  ? xp[4 * i]
-                           : make_uint4(0u, 0u, 0u, 0u);
+          xv[i] = g >= M    ? make_uint4(0u, 0u, 0u, 0u)
+                  : kStaged ? xp[4 * i]
+                            : to_mma_order<K>(__ldg(xp + i));
         }
         if constexpr (K == QuantKind::kInt4) {
           float blk[4] = {0.f, 0.f, 0.f, 0.f}, blk2[4] = {0.f, 0.f, 0.f, 0.f};
-          int4_block<kStaged>(cur[u], xv, __float2bfloat162_rn(128.f + z_lo[u]), blk, blk2);
-          float d_lo = blk[0] + blk2[0], d_hi = blk[1] + blk2[1];
+          int4_block<kStaged>(cur0[u], cur1[u], xv, __float2bfloat162_rn(128.f + z0[u]),
+                              __float2bfloat162_rn(128.f + z1[u]), blk, blk2);
+          float d[4];
+#pragma unroll
+          for (int i = 0; i < 4; ++i) d[i] = blk[i] + blk2[i];
           if constexpr (kStaged) {
-            const float xs = xsum[b];
-            d_lo = fmaf(-(128.f + z_lo[u]), xs, d_lo);
-            d_hi = fmaf(-(128.f + z_hi[u]), xs, d_hi);
+            const float x_lo = xsum[b_lo * blocks + b], x_hi = xsum[b_hi * blocks + b];
+            d[0] = fmaf(-(128.f + z0[u]), x_lo, d[0]);
+            d[1] = fmaf(-(128.f + z0[u]), x_hi, d[1]);
+            d[2] = fmaf(-(128.f + z1[u]), x_lo, d[2]);
+            d[3] = fmaf(-(128.f + z1[u]), x_hi, d[3]);
           }
-          acc[0] = fmaf(s_lo[u], d_lo, acc[0]);
-          acc[1] = fmaf(s_hi[u], d_hi, acc[1]);
+          acc[0] = fmaf(s0[u], d[0], acc[0]);
+          acc[1] = fmaf(s0[u], d[1], acc[1]);
+          acc[2] = fmaf(s1[u], d[2], acc[2]);
+          acc[3] = fmaf(s1[u], d[3], acc[3]);
         } else {
-          fp8_block(cur[u], xv, c);
+          fp8_block(cur0[u], cur1[u], xv, c);
         }
       }
     }
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) cur[u] = nxt[u];
+    for (int u = 0; u < kUnroll; ++u) cur0[u] = nxt0[u], cur1[u] = nxt1[u];
   }
   if constexpr (K == QuantKind::kFp8) {
-    acc[0] = c[0] * __ldg(a.scales + (a.per_channel ? r_lo : 0));
-    acc[1] = c[1] * __ldg(a.scales + (a.per_channel ? r_hi : 0));
+    const float t0 = __ldg(a.scales + (a.per_channel ? wrow0 : 0));
+    const float t1 = __ldg(a.scales + (a.per_channel ? wrow1 : 0));
+    acc[0] = c[0] * t0, acc[1] = c[1] * t0, acc[2] = c[2] * t1, acc[3] = c[3] * t1;
   }
-  partial[warp][lane][0] = acc[0];
-  partial[warp][lane][1] = acc[1];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) partial[warp][lane][i] = acc[i];
   __syncthreads();
-  if (warp != 0 || g >= M) return;
-  float s0 = 0.f, s1 = 0.f;
+  if (warp != 0) return;
+  float sum[4] = {0.f, 0.f, 0.f, 0.f};
 #pragma unroll
   for (int w = 0; w < W; ++w) {
-    s0 += partial[w][lane][0];
-    s1 += partial[w][lane][1];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) sum[i] += partial[w][lane][i];
   }
-  // Row g of C is batch row g; its columns 2j, 2j + 1 are output rows row0 + 2j, + 1.
-  TOut* o = out + size_t(g) * a.n;
-  if (row0 + 2 * j < a.n) o[row0 + 2 * j] = from_float<TOut>(s0);
-  if (row0 + 2 * j + 1 < a.n) o[row0 + 2 * j + 1] = from_float<TOut>(s1);
+  // C[row][col]: weight row row0 + g (+ 8), batch row 2j (+ 1).
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int row = row0 + g + (i >= 2 ? 8 : 0), batch = 2 * j + (i & 1);
+    if (batch < M && row < a.n) out[size_t(batch) * a.n + row] = from_float<TOut>(sum[i]);
+  }
 }
 
 template <int M = 1, typename F>
@@ -331,13 +369,18 @@ cudaError_t launch_kind(const void* x, int m, const QuantWeightArgs& a, void* ou
   return with_rows(m, [&](auto rows) {
     constexpr int M = decltype(rows)::value;
     const bool staged = staged_x_bytes<K>(M, a.k) <= kMaxStagedX;
-    // Few tiles (small n): more warps per tile split k finer, so every SM has work.
-    if (tiles < 2 * 132) {
-      return staged ? launch_one<K, M, 8, true, TOut>(x, a, out, tiles, stream)
-                    : launch_one<K, M, 8, false, TOut>(x, a, out, tiles, stream);
+    auto launch = [&](auto warps) {
+      constexpr int W = decltype(warps)::value;
+      return staged ? launch_one<K, M, W, true, TOut>(x, a, out, tiles, stream)
+                    : launch_one<K, M, W, false, TOut>(x, a, out, tiles, stream);
+    };
+    // Few tiles (small n): more warps per tile split k finer, so every SM has work. The f32
+    // outputs are the LM head's: many tiles.
+    if constexpr (std::is_same_v<TOut, bf16>) {
+      if (tiles < 132) return launch(std::integral_constant<int, 16>{});
+      if (tiles < 400) return launch(std::integral_constant<int, 8>{});
     }
-    return staged ? launch_one<K, M, 4, true, TOut>(x, a, out, tiles, stream)
-                  : launch_one<K, M, 4, false, TOut>(x, a, out, tiles, stream);
+    return launch(std::integral_constant<int, 4>{});
   });
 }
 

@@ -34,10 +34,10 @@ struct QuantWeightArgs {
   int k = 0;
 };
 
-// int4 weights that the tensor-core GEMV takes are kept tiled on the GPU: per 8 output rows
-// and 128 values of k, the 8 x 64 bytes one warp load reads, in lane order (lane 4g + j holds
-// row g's bytes [16j, 16j + 16) of the block), so each load is 512 contiguous bytes. Rows
-// are padded to a multiple of 8 with zeros.
+// int4 weights that the tensor-core GEMV takes are kept tiled on the GPU: per 16 output rows
+// and 128 values of k, the two 512-byte loads of one warp (rows 0-7, then rows 8-15), each in
+// lane order (lane 4g + j holds row g's bytes [16j, 16j + 16) of the block), so every load is
+// 512 contiguous bytes. Rows are padded to a multiple of 16 with zeros.
 bool int4_tiled(const QuantWeightArgs& w);
 size_t int4_tiled_bytes(int n, int k);
 // src: [n, k / 2] canonical int4 bytes -> dst: int4_tiled_bytes(n, k) bytes, tiled.
@@ -46,7 +46,8 @@ void tile_int4(const uint8_t* src, int n, int k, uint8_t* dst);
 __host__ __device__ inline size_t int4_tiled_offset(int row, int col, int k) {
   const size_t blocks = size_t(k) / 128;
   const int w = col % 128;
-  return ((size_t(row / 8) * blocks + col / 128) * 32 + (row % 8) * 4 + w / 32) * 16 + (w % 32) / 2;
+  return ((size_t(row / 16) * blocks + col / 128) * 64 + (row % 16) * 4 + w / 32) * 16 +
+         (w % 32) / 2;
 }
 
 // True when the GEMV takes this weight: k a multiple of the values in 16 bytes (16 for the
