@@ -259,7 +259,8 @@ TEST_CASE("GGUF: tensor errors", "[gguf]") {
   SECTION("known but unsupported type parses with supported = false") {
     GgufWriter w;
     w.add_tensor("k.weight", {256}, kQ2_K, std::vector<uint8_t>(84, 1));
-    auto g = GgufFile::parse(w.build(), "t.gguf");
+    const auto g_bytes = w.build();  // the file views these bytes
+    auto g = GgufFile::parse(g_bytes, "t.gguf");
     CHECK_FALSE(g->tensors()[0].supported);
     CHECK(g->tensors()[0].type_name == "q2_K");
     CHECK(g->tensors()[0].nbytes == 84);

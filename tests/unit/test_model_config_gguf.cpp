@@ -94,7 +94,8 @@ TEST_CASE("GGUF config: default model", "[model_config][gguf]") {
 
 TEST_CASE("GGUF config: tiny model, untied, explicit key_length", "[model_config][gguf]") {
   GgufWriter w = tiny_llama(true);
-  auto g = GgufFile::parse(w.build(), "tiny.gguf");
+  const auto g_bytes = w.build();  // the file views these bytes
+  auto g = GgufFile::parse(g_bytes, "tiny.gguf");
   ModelConfig c = tessera::model_config_from_gguf(*g);
   CHECK_FALSE(c.tied_embeddings);
   CHECK(c.vocab_size == 100);
@@ -106,7 +107,8 @@ TEST_CASE("GGUF config: tiny model, untied, explicit key_length", "[model_config
   w2.set_u32("llama.attention.key_length", 32);
   w2.set_u32("llama.attention.value_length", 32);
   w2.set_u32("llama.rope.dimension_count", 16);
-  auto g2 = GgufFile::parse(w2.build(), "tiny.gguf");
+  const auto g2_bytes = w2.build();  // the file views these bytes
+  auto g2 = GgufFile::parse(g2_bytes, "tiny.gguf");
   c = tessera::model_config_from_gguf(*g2);
   CHECK(c.tied_embeddings);
   CHECK(c.head_dim == 32);
@@ -119,7 +121,8 @@ TEST_CASE("GGUF config: Llama-3 scaling from rope_freqs.weight", "[model_config]
   CHECK(divisors.front() == 1.0f);
   CHECK(divisors.back() == 8.0f);
   w.add_tensor("rope_freqs.weight", {8}, 0, f32_bytes(divisors));
-  auto g = GgufFile::parse(w.build(), "tiny.gguf");
+  const auto g_bytes = w.build();  // the file views these bytes
+  auto g = GgufFile::parse(g_bytes, "tiny.gguf");
   const ModelConfig c = tessera::model_config_from_gguf(*g);
   CHECK(c.rope.scaling_factor == 8.0f);
   CHECK(c.rope.low_freq_factor == 1.0f);
@@ -131,7 +134,8 @@ TEST_CASE("GGUF config: Llama-3 scaling from rope_freqs.weight", "[model_config]
   odd[3] *= 1.5f;
   GgufWriter w2 = tiny_llama(true);
   w2.add_tensor("rope_freqs.weight", {8}, 0, f32_bytes(odd));
-  auto g2 = GgufFile::parse(w2.build(), "tiny.gguf");
+  const auto g2_bytes = w2.build();  // the file views these bytes
+  auto g2 = GgufFile::parse(g2_bytes, "tiny.gguf");
   try {
     tessera::model_config_from_gguf(*g2);
     FAIL("odd rope_freqs accepted");
@@ -144,7 +148,8 @@ TEST_CASE("GGUF config: Llama-3 scaling from rope_freqs.weight", "[model_config]
 TEST_CASE("GGUF config: errors", "[model_config][gguf]") {
   GgufWriter w;
   w.set_string("general.architecture", "qwen2");
-  auto g = GgufFile::parse(w.build(), "q.gguf");
+  const auto g_bytes = w.build();  // the file views these bytes
+  auto g = GgufFile::parse(g_bytes, "q.gguf");
   try {
     tessera::model_config_from_gguf(*g);
     FAIL("qwen2 accepted");
@@ -156,7 +161,8 @@ TEST_CASE("GGUF config: errors", "[model_config][gguf]") {
   GgufWriter w2;
   w2.set_string("general.architecture", "llama");
   w2.set_u32("llama.block_count", 2);
-  auto g2 = GgufFile::parse(w2.build(), "m.gguf");
+  const auto g2_bytes = w2.build();  // the file views these bytes
+  auto g2 = GgufFile::parse(g2_bytes, "m.gguf");
   try {
     tessera::model_config_from_gguf(*g2);
     FAIL("missing keys accepted");
@@ -166,9 +172,11 @@ TEST_CASE("GGUF config: errors", "[model_config][gguf]") {
   }
   GgufWriter w3 = tiny_llama(true);
   w3.set_string("llama.rope.scaling.type", "yarn");
-  auto g3 = GgufFile::parse(w3.build(), "y.gguf");
+  const auto g3_bytes = w3.build();  // the file views these bytes
+  auto g3 = GgufFile::parse(g3_bytes, "y.gguf");
   CHECK_THROWS_WITH(tessera::model_config_from_gguf(*g3), Catch::Contains("yarn"));
   GgufWriter w4 = tiny_llama(true, 3);  // 4 heads are not a multiple of 3
-  auto g4 = GgufFile::parse(w4.build(), "k.gguf");
+  const auto g4_bytes = w4.build();  // the file views these bytes
+  auto g4 = GgufFile::parse(g4_bytes, "k.gguf");
   CHECK_THROWS_WITH(tessera::model_config_from_gguf(*g4), Catch::Contains("k.gguf"));
 }
