@@ -503,6 +503,7 @@ static bool gemv_fits(int rows, int max_rows, const Weight& w) {
 void CudaOps::matmul_multi(const void* x, int rows, std::span<const Weight* const> ws,
                            std::span<void* const> outs) {
   if (ws.size() != outs.size()) invalid("matmul_multi: weights and outputs differ in count");
+  if (matmul_multi_scheme(x, rows, ws, outs)) return;
   bool fused = !ws.empty() && !deterministic_;  // the fused GEMVs order sums by batch size
   for (const Weight* w : ws) {
     fused = fused && gemv_fits(rows, kGemvRowsGrouped, *w) && w->cols == ws[0]->cols;
@@ -530,6 +531,7 @@ void CudaOps::gate_up_silu(const void* x, int rows, const Weight& gate, const We
   if (gate.rows != up.rows || gate.cols != up.cols) {
     invalid("gate_up_silu: gate and up differ in shape");
   }
+  if (gate_up_silu_scheme(x, rows, gate, up, out)) return;
   if (deterministic_ || !gemv_fits(rows, kGemvRowsGateUp, gate) ||
       !gemv_fits(rows, kGemvRowsGateUp, up)) {
     Ops::gate_up_silu(x, rows, gate, up, scratch, out);

@@ -128,6 +128,12 @@ class CudaOps final : public Ops {
   // Quantized weights (cuda_ops_quant.cpp).
   static bool is_scheme(const Weight& w);
   static QuantWeightArgs quant_args(const Weight& w);
+  // One tensor-core GEMV launch for quantized Q/K/V or gate/up at decode sizes; false when
+  // these weights or rows do not take it (the caller goes on as before).
+  bool matmul_multi_scheme(const void* x, int rows, std::span<const Weight* const> ws,
+                           std::span<void* const> outs);
+  bool gate_up_silu_scheme(const void* x, int rows, const Weight& gate, const Weight& up,
+                           void* out);
   Weight upload_scheme(const HostTensor& t);
   void matmul_scheme(const void* x, int rows, const Weight& w, void* out, bool out_f32);
   void reserve_fp8_activations(int tokens);

@@ -163,4 +163,35 @@ void CudaOps::matmul_scheme(const void* x, int rows, const Weight& w, void* out,
   gemm_->run(x, rows, dequant_scratch_.ptr, a.n, a.k, out, out_f32, stream_);
 }
 
+bool CudaOps::matmul_multi_scheme(const void* x, int rows, std::span<const Weight* const> ws,
+                                  std::span<void* const> outs) {
+  constexpr int kMax = 3;
+  if (deterministic_ || rows < 1 || rows > kMaxQuantGemvRows || ws.empty() || ws.size() > kMax) {
+    return false;
+  }
+  QuantWeightArgs a[kMax];
+  for (size_t i = 0; i < ws.size(); ++i) {
+    if (!is_scheme(*ws[i])) return false;
+    a[i] = quant_args(*ws[i]);
+    if (!gemv_quant_mma_supported(a[i])) return false;
+  }
+  const int count = static_cast<int>(ws.size());
+  if (!gemv_quant_mma_multi_supported(a, count)) return false;
+  check_cuda(launch_gemv_quant_mma_multi(x, rows, a, outs.data(), count, stream_),
+             "gemv_quant_mma_multi");
+  return true;
+}
+
+bool CudaOps::gate_up_silu_scheme(const void* x, int rows, const Weight& gate, const Weight& up,
+                                  void* out) {
+  if (deterministic_ || rows < 1 || rows > kMaxQuantGemvRows || !is_scheme(gate) ||
+      !is_scheme(up)) {
+    return false;
+  }
+  const QuantWeightArgs g = quant_args(gate), u = quant_args(up);
+  if (!gemv_quant_mma_gate_up_supported(g, u)) return false;
+  check_cuda(launch_gemv_quant_mma_gate_up(x, rows, g, u, out, stream_), "gemv_quant_mma_gate_up");
+  return true;
+}
+
 }  // namespace tessera::cuda

@@ -189,8 +189,7 @@ cudaError_t launch_gemv_quant(const void* x, int m, const QuantWeightArgs& w, vo
                               bool out_f32, cudaStream_t stream) {
   if (!gemv_quant_supported(w) || m < 1 || m > kMaxQuantGemvRows) return cudaErrorInvalidValue;
   if (w.n == 0) return cudaSuccess;
-  // One fp8 row streams faster here (bench/results/gpu.md); int4 is tiled for the other.
-  if (gemv_quant_mma_supported(w) && (w.tiled || w.kind != QuantKind::kFp8 || m > 1)) {
+  if (gemv_quant_mma_supported(w)) {
     return launch_gemv_quant_mma(x, m, w, out, out_f32, stream);
   }
   return out_f32 ? launch_kind<float>(x, m, w, out, stream)

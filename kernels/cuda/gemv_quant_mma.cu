@@ -24,7 +24,6 @@
 // H200 in bench/results/gpu.md.
 #include <cuda_bf16.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -164,6 +163,18 @@ __device__ __forceinline__ void load_round(uint4 (&r)[U], const uint4* w, int fi
   }
 }
 
+// Up to three weights with the same k in one launch: stacked (Q, K, V: weight i owns tiles
+// [start[i], start[i + 1])), or gate_up (w[0] gate, w[1] up; tile t holds rows 8t .. 8t + 7 of
+// both and writes silu(gate) * up to out[0]).
+constexpr int kMaxMmaGroup = 3;
+struct MmaGroup {
+  QuantWeightArgs w[kMaxMmaGroup];
+  void* out[kMaxMmaGroup];
+  int start[kMaxMmaGroup + 1];
+  int count = 1;
+  bool gate_up = false;
+};
+
 // x staged in shared memory, in mma order and lane-interleaved: within a k-block, vector i of
 // lane j sits at 4i + j, so the 4 lanes of a row read 64 contiguous bytes. Rows of k + 32
 // values: the 64-byte pad puts two batch rows read in the same phase on disjoint banks. Then
@@ -179,17 +190,30 @@ constexpr int staged_x_bytes(int m, int k) {
 
 template <QuantKind K, int M, int W, bool kStaged, typename TOut>
 __global__ void __launch_bounds__(W * 32)
-    gemv_quant_mma_kernel(const bf16* __restrict__ x, const QuantWeightArgs a,
-                          TOut* __restrict__ out) {
+    gemv_quant_mma_kernel(const bf16* __restrict__ x, const MmaGroup p) {
   constexpr int kBlock = block_values<K>(), kX = x_vecs<K>();
   __shared__ float partial[W][32][4];
   extern __shared__ uint4 x_staged[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, j = lane & 3;
-  const int row0 = blockIdx.x * kTileRows;
-  // This lane decodes weight rows row0 + g and row0 + g + 8 (the A rows of the mma); rows past
-  // the end are read, never stored.
-  const int wrow0 = min(row0 + g, a.n - 1), wrow1 = min(row0 + g + 8, a.n - 1);
+  // The A rows of this lane: row0 + g of weight a0 and row1 + g of weight a1 (the same weight
+  // 8 rows on, or gate and up); rows past the end are read, never stored. Static indices
+  // only: a dynamic one copies the parameters to local memory.
+  QuantWeightArgs a0 = p.w[0];
+  void* out_v = p.out[0];
+  int tile = blockIdx.x;
+#pragma unroll
+  for (int i = 1; i < kMaxMmaGroup; ++i) {
+    if (!p.gate_up && i < p.count && int(blockIdx.x) >= p.start[i]) {
+      a0 = p.w[i];
+      out_v = p.out[i];
+      tile = blockIdx.x - p.start[i];
+    }
+  }
+  const QuantWeightArgs a1 = p.gate_up ? p.w[1] : a0;
+  const QuantWeightArgs& a = a0;  // k, group size, zero points and layout: the same for both
+  const int row0 = p.gate_up ? tile * 8 : tile * kTileRows, row1 = p.gate_up ? row0 : row0 + 8;
+  const int wrow0 = min(row0 + g, a0.n - 1), wrow1 = min(row1 + g, a1.n - 1);
   const int blocks = a.k / kBlock;
   // Each warp streams a contiguous run of blocks: [begin, end).
   const int per_warp = (blocks + W - 1) / W;
@@ -197,14 +221,20 @@ __global__ void __launch_bounds__(W * 32)
   const uint4 *wp0, *wp1;
   int stride;
   if (K == QuantKind::kInt4 && a.tiled) {
-    wp0 = static_cast<const uint4*>(a.data) + size_t(blockIdx.x) * blocks * 64 + lane;
-    wp1 = wp0 + 32;
+    // Rows r .. r + 7 (r a multiple of 8) are half r % 16 / 8 of tile r / 16.
+    const auto half = [&](const QuantWeightArgs& w, int r) {
+      return static_cast<const uint4*>(w.data) + size_t(r / 16) * blocks * 64 + (r % 16) / 8 * 32 +
+             lane;
+    };
+    wp0 = half(a0, row0);
+    wp1 = half(a1, row1);
     stride = 64;
   } else {
     const size_t row_bytes = K == QuantKind::kInt4 ? size_t(a.k) / 2 : size_t(a.k);
-    const auto* base = static_cast<const uint8_t*>(a.data);
-    wp0 = reinterpret_cast<const uint4*>(base + wrow0 * row_bytes) + j;
-    wp1 = reinterpret_cast<const uint4*>(base + wrow1 * row_bytes) + j;
+    wp0 = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(a0.data) + wrow0 * row_bytes) +
+          j;
+    wp1 = reinterpret_cast<const uint4*>(static_cast<const uint8_t*>(a1.data) + wrow1 * row_bytes) +
+          j;
     stride = 4;
   }
   // The weights are never written by a predecessor: their first loads may precede pdl_wait.
@@ -258,10 +288,10 @@ __global__ void __launch_bounds__(W * 32)
   const int b_lo = min(2 * j, M - 1), b_hi = min(2 * j + 1, M - 1);
   // int4: group g of a row is blocks [g << group_shift, (g + 1) << group_shift).
   const int group_shift = a.group_size > 0 ? __ffs(a.group_size / kBlock) - 1 : 0;
-  const float* sc0 = a.scales + size_t(wrow0) * a.num_groups;
-  const float* sc1 = a.scales + size_t(wrow1) * a.num_groups;
-  const uint8_t* zp0 = a.zeros + size_t(wrow0) * a.num_groups;
-  const uint8_t* zp1 = a.zeros + size_t(wrow1) * a.num_groups;
+  const float* sc0 = a0.scales + size_t(wrow0) * a0.num_groups;
+  const float* sc1 = a1.scales + size_t(wrow1) * a1.num_groups;
+  const uint8_t* zp0 = a0.zeros + size_t(wrow0) * a0.num_groups;
+  const uint8_t* zp1 = a1.zeros + size_t(wrow1) * a1.num_groups;
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
   float c[4] = {0.f, 0.f, 0.f, 0.f};
   for (int first = begin; first < end; first += kUnroll) {
@@ -319,8 +349,8 @@ __global__ void __launch_bounds__(W * 32)
     for (int u = 0; u < kUnroll; ++u) cur0[u] = nxt0[u], cur1[u] = nxt1[u];
   }
   if constexpr (K == QuantKind::kFp8) {
-    const float t0 = __ldg(a.scales + (a.per_channel ? wrow0 : 0));
-    const float t1 = __ldg(a.scales + (a.per_channel ? wrow1 : 0));
+    const float t0 = __ldg(a0.scales + (a0.per_channel ? wrow0 : 0));
+    const float t1 = __ldg(a1.scales + (a1.per_channel ? wrow1 : 0));
     acc[0] = c[0] * t0, acc[1] = c[1] * t0, acc[2] = c[2] * t1, acc[3] = c[3] * t1;
   }
 #pragma unroll
@@ -332,6 +362,20 @@ __global__ void __launch_bounds__(W * 32)
   for (int w = 0; w < W; ++w) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) sum[i] += partial[w][lane][i];
+  }
+  TOut* out = static_cast<TOut*>(out_v);
+  if (p.gate_up) {
+    // C rows g and g + 8 are gate and up of output row row0 + g: silu(gate) * up. g / (1 +
+    // e^-g) goes to -0 for g < -88, as it should.
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int row = row0 + g, batch = 2 * j + i;
+      const float gv = sum[i], up = sum[2 + i];
+      if (batch < M && row < a0.n) {
+        out[size_t(batch) * a0.n + row] = from_float<TOut>(gv / (1.f + __expf(-gv)) * up);
+      }
+    }
+    return;
   }
   // C[row][col]: weight row row0 + g (+ 8), batch row 2j (+ 1).
 #pragma unroll
@@ -352,27 +396,27 @@ cudaError_t with_rows(int m, F&& launch) {
 }
 
 template <QuantKind K, int M, int W, bool kStaged, typename TOut>
-cudaError_t launch_one(const void* x, const QuantWeightArgs& a, void* out, int tiles,
-                       cudaStream_t stream) {
+cudaError_t launch_one(const void* x, const MmaGroup& p, int tiles, cudaStream_t stream) {
   auto* kernel = gemv_quant_mma_kernel<K, M, W, kStaged, TOut>;
   static const cudaError_t attr =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxStagedX);
   if (attr != cudaSuccess) return attr;
-  return launch_kernel(kernel, dim3(tiles), dim3(W * 32), kStaged ? staged_x_bytes<K>(M, a.k) : 0,
-                       stream, static_cast<const bf16*>(x), a, static_cast<TOut*>(out));
+  return launch_kernel(kernel, dim3(tiles), dim3(W * 32),
+                       kStaged ? staged_x_bytes<K>(M, p.w[0].k) : 0, stream,
+                       static_cast<const bf16*>(x), p);
 }
 
 template <QuantKind K, typename TOut>
-cudaError_t launch_kind(const void* x, int m, const QuantWeightArgs& a, void* out,
-                        cudaStream_t stream) {
-  const int tiles = (a.n + kTileRows - 1) / kTileRows;
+cudaError_t launch_kind(const void* x, int m, const MmaGroup& p, cudaStream_t stream) {
+  const int tiles = p.start[p.count];
+  if (tiles == 0) return cudaSuccess;
   return with_rows(m, [&](auto rows) {
     constexpr int M = decltype(rows)::value;
-    const bool staged = staged_x_bytes<K>(M, a.k) <= kMaxStagedX;
+    const bool staged = staged_x_bytes<K>(M, p.w[0].k) <= kMaxStagedX;
     auto launch = [&](auto warps) {
       constexpr int W = decltype(warps)::value;
-      return staged ? launch_one<K, M, W, true, TOut>(x, a, out, tiles, stream)
-                    : launch_one<K, M, W, false, TOut>(x, a, out, tiles, stream);
+      return staged ? launch_one<K, M, W, true, TOut>(x, p, tiles, stream)
+                    : launch_one<K, M, W, false, TOut>(x, p, tiles, stream);
     };
     // Few tiles (small n): more warps per tile split k finer, so every SM has work. The f32
     // outputs are the LM head's: many tiles.
@@ -382,6 +426,20 @@ cudaError_t launch_kind(const void* x, int m, const QuantWeightArgs& a, void* ou
     }
     return launch(std::integral_constant<int, 4>{});
   });
+}
+
+template <typename TOut>
+cudaError_t launch_group(const void* x, int m, const MmaGroup& p, cudaStream_t stream) {
+  if (m < 1 || m > kMaxQuantGemvRows) return cudaErrorInvalidValue;
+  return p.w[0].kind == QuantKind::kFp8 ? launch_kind<QuantKind::kFp8, TOut>(x, m, p, stream)
+                                        : launch_kind<QuantKind::kInt4, TOut>(x, m, p, stream);
+}
+
+// Weights one launch can take together: each supported, the same kind, k and int4 layout.
+bool same_family(const QuantWeightArgs& a, const QuantWeightArgs& b) {
+  return gemv_quant_mma_supported(a) && gemv_quant_mma_supported(b) && a.kind == b.kind &&
+         a.k == b.k && a.group_size == b.group_size && a.has_zeros == b.has_zeros &&
+         a.tiled == b.tiled;
 }
 
 }  // namespace
@@ -405,12 +463,17 @@ void tile_int4(const uint8_t* src, int n, int k, uint8_t* dst) {
   }
 }
 
-bool gemv_quant_mma_supported(const QuantWeightArgs& w) {
-  static const bool off = [] {
-    const char* v = std::getenv("TESSERA_QUANT_GEMV");
-    return v != nullptr && std::strcmp(v, "simt") == 0;
+// TESSERA_QUANT_GEMV=simt: the CUDA-core kernel for every quantized weight (measurements).
+bool simt_only() {
+  static const bool v = [] {
+    const char* e = std::getenv("TESSERA_QUANT_GEMV");
+    return e != nullptr && std::strcmp(e, "simt") == 0;
   }();
-  if (off || w.n <= 0 || w.k <= 0) return false;
+  return v;
+}
+
+bool gemv_quant_mma_supported(const QuantWeightArgs& w) {
+  if (simt_only() || w.n <= 0 || w.k <= 0) return false;
   if (w.kind == QuantKind::kFp8) return w.k % block_values<QuantKind::kFp8>() == 0;
   return w.kind == QuantKind::kInt4 && w.g_idx == nullptr &&
          w.k % block_values<QuantKind::kInt4>() == 0 &&
@@ -421,15 +484,54 @@ bool gemv_quant_mma_supported(const QuantWeightArgs& w) {
 
 cudaError_t launch_gemv_quant_mma(const void* x, int m, const QuantWeightArgs& w, void* out,
                                   bool out_f32, cudaStream_t stream) {
-  if (!gemv_quant_mma_supported(w) || m < 1 || m > kMaxQuantGemvRows) {
-    return cudaErrorInvalidValue;
+  if (!gemv_quant_mma_supported(w)) return cudaErrorInvalidValue;
+  MmaGroup p;
+  p.w[0] = w;
+  p.out[0] = out;
+  p.start[0] = 0;
+  p.start[1] = (w.n + kTileRows - 1) / kTileRows;
+  return out_f32 ? launch_group<float>(x, m, p, stream) : launch_group<bf16>(x, m, p, stream);
+}
+
+bool gemv_quant_mma_multi_supported(const QuantWeightArgs* ws, int count) {
+  if (count < 1 || count > kMaxMmaGroup) return false;
+  for (int i = 0; i < count; ++i) {
+    if (!same_family(ws[0], ws[i])) return false;
   }
-  if (w.kind == QuantKind::kFp8) {
-    return out_f32 ? launch_kind<QuantKind::kFp8, float>(x, m, w, out, stream)
-                   : launch_kind<QuantKind::kFp8, bf16>(x, m, w, out, stream);
+  return true;
+}
+
+cudaError_t launch_gemv_quant_mma_multi(const void* x, int m, const QuantWeightArgs* ws,
+                                        void* const* outs, int count, cudaStream_t stream) {
+  if (!gemv_quant_mma_multi_supported(ws, count)) return cudaErrorInvalidValue;
+  MmaGroup p;
+  p.count = count;
+  p.start[0] = 0;
+  for (int i = 0; i < count; ++i) {
+    p.w[i] = ws[i];
+    p.out[i] = outs[i];
+    p.start[i + 1] = p.start[i] + (ws[i].n + kTileRows - 1) / kTileRows;
   }
-  return out_f32 ? launch_kind<QuantKind::kInt4, float>(x, m, w, out, stream)
-                 : launch_kind<QuantKind::kInt4, bf16>(x, m, w, out, stream);
+  return launch_group<bf16>(x, m, p, stream);
+}
+
+bool gemv_quant_mma_gate_up_supported(const QuantWeightArgs& gate, const QuantWeightArgs& up) {
+  return same_family(gate, up) && gate.n == up.n;
+}
+
+cudaError_t launch_gemv_quant_mma_gate_up(const void* x, int m, const QuantWeightArgs& gate,
+                                          const QuantWeightArgs& up, void* out,
+                                          cudaStream_t stream) {
+  if (!gemv_quant_mma_gate_up_supported(gate, up)) return cudaErrorInvalidValue;
+  MmaGroup p;
+  p.gate_up = true;
+  p.count = 2;
+  p.w[0] = gate;
+  p.w[1] = up;
+  p.out[0] = out;
+  p.start[0] = 0;
+  p.start[1] = p.start[2] = (gate.n + 7) / 8;
+  return launch_group<bf16>(x, m, p, stream);
 }
 
 }  // namespace tessera::cuda

@@ -60,12 +60,20 @@ cudaError_t launch_gemv_quant(const void* x, int m, const QuantWeightArgs& w, vo
                               bool out_f32, cudaStream_t stream);
 
 // The tensor-core GEMV for decode-sized batches (gemv_quant_mma.cu): int4 with groups of
-// 128 * 2^s (or one per row) and no act order, k % 128 == 0; fp8 with k % 64 == 0 (from two
-// rows on: one row takes the CUDA-core kernel, faster there).
-// TESSERA_QUANT_GEMV=simt turns it off (the CUDA-core kernel takes every weight).
+// 128 * 2^s (or one per row) and no act order, k % 128 == 0; fp8 with k % 64 == 0.
+// TESSERA_QUANT_GEMV=simt leaves every weight to the CUDA-core kernel (measurements).
 bool gemv_quant_mma_supported(const QuantWeightArgs& w);
 cudaError_t launch_gemv_quant_mma(const void* x, int m, const QuantWeightArgs& w, void* out,
                                   bool out_f32, cudaStream_t stream);
+// Up to 3 weights of one kind and k (Q, K, V) in one launch, bf16 outputs.
+bool gemv_quant_mma_multi_supported(const QuantWeightArgs* ws, int count);
+cudaError_t launch_gemv_quant_mma_multi(const void* x, int m, const QuantWeightArgs* ws,
+                                        void* const* outs, int count, cudaStream_t stream);
+// out: [m, n] bf16 = silu(x gate^T) * (x up^T), one launch.
+bool gemv_quant_mma_gate_up_supported(const QuantWeightArgs& gate, const QuantWeightArgs& up);
+cudaError_t launch_gemv_quant_mma_gate_up(const void* x, int m, const QuantWeightArgs& gate,
+                                          const QuantWeightArgs& up, void* out,
+                                          cudaStream_t stream);
 
 // out: [n, k] bf16 = the weight's values.
 cudaError_t launch_dequant_weight(const QuantWeightArgs& w, void* out, cudaStream_t stream);

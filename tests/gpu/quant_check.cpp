@@ -116,6 +116,69 @@ void check_fused(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, int rows) {
                 describe(ss));
 }
 
+// The one-launch tensor-core paths: Q/K/V-like weights of one kind (row counts that are not
+// multiples of 16) through matmul_multi, and gate/up (520 rows: a partial 8-row tile) through
+// gate_up_silu, against the CPU backend's separate matmuls.
+void check_fused_same(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, QuantKind kind, int rows) {
+  const int k = 1024;
+  const int ns[] = {512, 200, 72, 520, 520};
+  std::vector<QuantizedTensor> q;
+  std::vector<Weight> gw, cw;
+  for (int n : ns) {
+    std::vector<float> v(size_t(n) * k);
+    for (auto& e : v) e = rng.normal(0.05f);
+    q.push_back(quantize_weight(host_tensor(DType::kF32, n, k, v.data()), kind,
+                                kind == QuantKind::kInt4 ? 128 : 0));
+  }
+  for (const auto& t : q) {
+    gw.push_back(gpu.upload(t.view));
+    cw.push_back(cpu.upload(t.view));
+  }
+  Bf16Data x = random_bf16(rng, size_t(rows) * k);
+  std::vector<float> xf(x.values.begin(), x.values.end());
+  DevBuf dx(gpu, x.bits.size() * 2);
+  dx.upload(x.bits);
+  std::string detail;
+  bool ok = true;
+  {
+    std::vector<std::vector<float>> ref(3);
+    std::vector<std::unique_ptr<DevBuf>> outs;
+    for (int i = 0; i < 3; ++i) {
+      ref[i].resize(size_t(rows) * ns[i]);
+      outs.push_back(std::make_unique<DevBuf>(gpu, ref[i].size() * 2));
+      outs.back()->poison();
+    }
+    const Weight* cws[] = {&cw[0], &cw[1], &cw[2]};
+    void* const couts[] = {ref[0].data(), ref[1].data(), ref[2].data()};
+    cpu.matmul_multi(xf.data(), rows, cws, couts);
+    const Weight* gws[] = {&gw[0], &gw[1], &gw[2]};
+    void* const gouts[] = {outs[0]->get(), outs[1]->get(), outs[2]->get()};
+    gpu.matmul_multi(dx.get(), rows, gws, gouts);
+    for (int i = 0; i < 3; ++i) {
+      const ErrorStats st = compare(bf16_to_doubles(outs[i]->download<uint16_t>(ref[i].size())),
+                                    std::vector<double>(ref[i].begin(), ref[i].end()), ns[i]);
+      ok = ok && bf16_ok(st);
+      detail += "multi[" + std::to_string(ns[i]) + "] " + describe(st) + " | ";
+    }
+  }
+  {
+    const int n = ns[3];
+    std::vector<float> ref(size_t(rows) * n), scratch(ref.size());
+    cpu.gate_up_silu(xf.data(), rows, cw[3], cw[4], scratch.data(), ref.data());
+    DevBuf os(gpu, ref.size() * 2), sc(gpu, ref.size() * 2);
+    os.poison();
+    gpu.gate_up_silu(dx.get(), rows, gw[3], gw[4], sc.get(), os.get());
+    const ErrorStats st = compare(bf16_to_doubles(os.download<uint16_t>(ref.size())),
+                                  std::vector<double>(ref.begin(), ref.end()), n);
+    ok = ok && bf16_ok(st, 2e-2, 6e-2);
+    detail += "gate_up " + describe(st);
+  }
+  rep.check(ok,
+            std::string("fused ") + (kind == QuantKind::kInt4 ? "int4" : "fp8") +
+                " rows=" + std::to_string(rows),
+            detail);
+}
+
 // An 8-bit (or bf16) KV cache on both backends: a prefill step then a decode step, each
 // rope_store_kv + paged_attention, the CPU cache of the same dtype as the reference. The
 // two quantize slightly different k (the GPU rounds the rotated k to bf16 first), so codes
@@ -206,6 +269,9 @@ int main() {
       check_scheme_matmul(*gpu, *cpu, rng, rep, s, 128, 4096, 14336, false);
     }
     for (int rows : {1, 4, 16}) check_fused(*gpu, *cpu, rng, rep, rows);
+    for (QuantKind k : {QuantKind::kInt4, QuantKind::kFp8}) {
+      for (int rows : {1, 2, 5, 8}) check_fused_same(*gpu, *cpu, rng, rep, k, rows);
+    }
     for (KvDtype t : {KvDtype::kBF16, KvDtype::kFp8, KvDtype::kInt8}) {
       for (int d : {64, 128}) check_kv_cache(*gpu, *cpu, rep, t, d);
     }
