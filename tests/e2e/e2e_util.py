@@ -72,8 +72,9 @@ class Server:
         return None
 
     def wait_metric(self, name: str, value: float, timeout: float = 10.0) -> float | None:
-        """Polls /metrics until `name` equals `value` (gauges refresh once per engine tick)."""
-        deadline = time.time() + timeout
+        """Polls /metrics until `name` equals `value` (gauges refresh once per engine tick).
+        The wait scales with TESSERA_TEST_TIMEOUT_SCALE, as the unit tests' do (sanitizers)."""
+        deadline = time.time() + timeout * float(os.environ.get("TESSERA_TEST_TIMEOUT_SCALE", "1"))
         v = self.metric(name)
         while v != value and time.time() < deadline:
             time.sleep(0.05)
