@@ -256,7 +256,8 @@ void EngineImpl::sweep_requests(Clock::time_point now) {
 std::optional<Clock::time_point> EngineImpl::step() {
   const Clock::time_point now = Clock::now();
   if (parts_.proposer != nullptr) plan_drafts();
-  const StepPlan plan = scheduler_.schedule(now);
+  StepPlan plan = scheduler_.schedule(now);
+  const int step_tokens = plan.num_tokens, step_seqs = static_cast<int>(plan.seqs.size());
   num_waiting_.store(scheduler_.num_waiting(), std::memory_order_release);
   handle_failed(plan);
   preemptions_ += static_cast<int64_t>(plan.preempted.size());
@@ -287,7 +288,7 @@ std::optional<Clock::time_point> EngineImpl::step() {
     for (const ScheduledSeq& s : plan.seqs)
       if (s.sample) pending.push_back({s.id, kPendingToken});
     scheduler_.update(plan, pending);
-    inflight_ = plan;
+    inflight_ = std::move(plan);  // kept for failing its sequences, should the wait throw
     ++pipelined_steps_;
   } else {
     try {
@@ -304,7 +305,7 @@ std::optional<Clock::time_point> EngineImpl::step() {
     }
   }
   ++steps_;
-  metrics_.record_step(plan.num_tokens, static_cast<int>(plan.seqs.size()));
+  metrics_.record_step(step_tokens, step_seqs);
   return std::nullopt;
 }
 
