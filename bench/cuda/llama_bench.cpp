@@ -7,7 +7,7 @@
 //   2. prefill tokens/s for 2k-token prompts;
 //   3. offline throughput, all requests queued at once, for in/out = 128/128, 1000/1000,
 //      2048/2048 (output tokens / total wall time, prefill included).
-// Options: --quick (one offline scenario); --decode-only (batch 1-8 decode, nothing else);
+// Options: --quick (one offline scenario); --decode-only (batch 1-64 decode, nothing else);
 // --gemv-only (each projection alone at 1, 4 and 8 rows); --weights bf16|fp8|int8|int4 (the
 // projections kept quantized on the GPU: fp8 e4m3 per channel, int8 / int4 symmetric in groups of
 // 128; the embedding and LM head stay bf16, as in FP8 / GPTQ / AWQ checkpoints).
@@ -431,7 +431,7 @@ int main(int argc, char** argv) {
     }
     if (has("--decode-only")) {
       // Small-batch decode (the quantized GEMV's range), CUDA graphs, then stop.
-      for (int n : {2, 4, 8}) {
+      for (int n : {2, 4, 8, 16, 32, 64}) {
         init_cache(1 + n * ((128 + 257 + 15) / 16 + 1));
         RunResult r = run_batch(ops, m, n, 128, 257, true, token_budget);
         std::vector<double> steps(r.step_ms.begin() + 8, r.step_ms.end());

@@ -36,6 +36,18 @@ bool fp8_gemm_enabled() {
   return on;
 }
 
+// Up to this many rows tiled int4 weights take the tensor-core GEMV in chunks of
+// kMaxQuantGemvRows rather than a bf16 copy of the weight for cuBLASLt: each chunk reads a
+// quarter of the bf16 bytes, the copy writes and reads them all (bench/results/gpu.md).
+// TESSERA_INT4_GEMV_ROWS overrides it (measurements).
+int int4_gemv_rows(const QuantWeightArgs& a) {
+  static const int rows = [] {
+    const char* v = std::getenv("TESSERA_INT4_GEMV_ROWS");
+    return v != nullptr ? std::atoi(v) : 64;
+  }();
+  return a.kind == QuantKind::kInt4 && a.tiled ? rows : 0;
+}
+
 // Weights this large only reach the LM head, which takes the GEMV: no dequantize scratch.
 constexpr int64_t kMaxScratchRows = 65536;
 
@@ -120,7 +132,7 @@ void CudaOps::matmul_scheme(const void* x, int rows, const Weight& w, void* out,
   if (rows <= 0) return;
   const QuantWeightArgs a = quant_args(w);
   const bool gemv = gemv_quant_supported(a);
-  if (gemv && (rows <= kMaxQuantGemvRows || out_f32)) {
+  if (gemv && (rows <= kMaxQuantGemvRows || out_f32 || rows <= int4_gemv_rows(a))) {
     // The LM head's rows go through in chunks: its f32 logits have no cuBLASLt path here.
     for (int r0 = 0; r0 < rows; r0 += kMaxQuantGemvRows) {
       const int m = std::min(kMaxQuantGemvRows, rows - r0);
@@ -166,9 +178,7 @@ void CudaOps::matmul_scheme(const void* x, int rows, const Weight& w, void* out,
 bool CudaOps::matmul_multi_scheme(const void* x, int rows, std::span<const Weight* const> ws,
                                   std::span<void* const> outs) {
   constexpr int kMax = 3;
-  if (deterministic_ || rows < 1 || rows > kMaxQuantGemvRows || ws.empty() || ws.size() > kMax) {
-    return false;
-  }
+  if (deterministic_ || rows < 1 || ws.empty() || ws.size() > kMax) return false;
   QuantWeightArgs a[kMax];
   for (size_t i = 0; i < ws.size(); ++i) {
     if (!is_scheme(*ws[i])) return false;
@@ -176,21 +186,36 @@ bool CudaOps::matmul_multi_scheme(const void* x, int rows, std::span<const Weigh
     if (!gemv_quant_mma_supported(a[i])) return false;
   }
   const int count = static_cast<int>(ws.size());
-  if (!gemv_quant_mma_multi_supported(a, count)) return false;
-  check_cuda(launch_gemv_quant_mma_multi(x, rows, a, outs.data(), count, stream_),
-             "gemv_quant_mma_multi");
+  if (!gemv_quant_mma_multi_supported(a, count) ||
+      (rows > kMaxQuantGemvRows && rows > int4_gemv_rows(a[0]))) {
+    return false;
+  }
+  for (int r0 = 0; r0 < rows; r0 += kMaxQuantGemvRows) {
+    const int m = std::min(kMaxQuantGemvRows, rows - r0);
+    void* o[kMax];
+    for (int i = 0; i < count; ++i) o[i] = static_cast<uint8_t*>(outs[i]) + size_t(r0) * a[i].n * 2;
+    check_cuda(launch_gemv_quant_mma_multi(static_cast<const uint8_t*>(x) + size_t(r0) * a[0].k * 2,
+                                           m, a, o, count, stream_),
+               "gemv_quant_mma_multi");
+  }
   return true;
 }
 
 bool CudaOps::gate_up_silu_scheme(const void* x, int rows, const Weight& gate, const Weight& up,
                                   void* out) {
-  if (deterministic_ || rows < 1 || rows > kMaxQuantGemvRows || !is_scheme(gate) ||
-      !is_scheme(up)) {
+  if (deterministic_ || rows < 1 || !is_scheme(gate) || !is_scheme(up)) return false;
+  const QuantWeightArgs g = quant_args(gate), u = quant_args(up);
+  if (!gemv_quant_mma_gate_up_supported(g, u) ||
+      (rows > kMaxQuantGemvRows && rows > int4_gemv_rows(g))) {
     return false;
   }
-  const QuantWeightArgs g = quant_args(gate), u = quant_args(up);
-  if (!gemv_quant_mma_gate_up_supported(g, u)) return false;
-  check_cuda(launch_gemv_quant_mma_gate_up(x, rows, g, u, out, stream_), "gemv_quant_mma_gate_up");
+  for (int r0 = 0; r0 < rows; r0 += kMaxQuantGemvRows) {
+    const int m = std::min(kMaxQuantGemvRows, rows - r0);
+    check_cuda(launch_gemv_quant_mma_gate_up(
+                   static_cast<const uint8_t*>(x) + size_t(r0) * g.k * 2, m, g, u,
+                   static_cast<uint8_t*>(out) + size_t(r0) * g.n * 2, stream_),
+               "gemv_quant_mma_gate_up");
+  }
   return true;
 }
 
