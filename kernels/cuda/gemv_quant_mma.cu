@@ -188,9 +188,11 @@ constexpr int staged_x_bytes(int m, int k) {
   return m * (k / 8 + kXPad) * 16 + (K == QuantKind::kInt4 ? m * (k / block_values<K>()) * 4 : 0);
 }
 
-template <QuantKind K, int M, int W, bool kStaged, typename TOut>
+// M (1..8 batch rows) is a run-time value: it only masks lanes and bounds the staging loop,
+// and one kernel per count would multiply the binary's size by eight.
+template <QuantKind K, int W, bool kStaged, typename TOut>
 __global__ void __launch_bounds__(W * 32)
-    gemv_quant_mma_kernel(const bf16* __restrict__ x, const MmaGroup p) {
+    gemv_quant_mma_kernel(const bf16* __restrict__ x, const MmaGroup p, const int M) {
   constexpr int kBlock = block_values<K>(), kX = x_vecs<K>();
   __shared__ float partial[W][32][4];
   extern __shared__ uint4 x_staged[];
@@ -256,7 +258,6 @@ __global__ void __launch_bounds__(W * 32)
     float* sums = reinterpret_cast<float*>(x_staged + M * pitch);
     // Sixteen consecutive lanes hold one 128-value block of a row (per_row and the CTA are
     // multiples of 16): int4 sums it with shuffles as it goes.
-#pragma unroll
     for (int r = 0; r < M; ++r) {
 #pragma unroll 4
       for (int c0 = 0; c0 < per_row; c0 += W * 32) {
@@ -385,47 +386,34 @@ __global__ void __launch_bounds__(W * 32)
   }
 }
 
-template <int M = 1, typename F>
-cudaError_t with_rows(int m, F&& launch) {
-  if constexpr (M > kMaxQuantGemvRows) {
-    return cudaErrorInvalidValue;
-  } else {
-    if (m != M) return with_rows<M + 1>(m, launch);
-    return launch(std::integral_constant<int, M>{});
-  }
-}
-
-template <QuantKind K, int M, int W, bool kStaged, typename TOut>
-cudaError_t launch_one(const void* x, const MmaGroup& p, int tiles, cudaStream_t stream) {
-  auto* kernel = gemv_quant_mma_kernel<K, M, W, kStaged, TOut>;
+template <QuantKind K, int W, bool kStaged, typename TOut>
+cudaError_t launch_one(const void* x, int m, const MmaGroup& p, int tiles, cudaStream_t stream) {
+  auto* kernel = gemv_quant_mma_kernel<K, W, kStaged, TOut>;
   static const cudaError_t attr =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxStagedX);
   if (attr != cudaSuccess) return attr;
   return launch_kernel(kernel, dim3(tiles), dim3(W * 32),
-                       kStaged ? staged_x_bytes<K>(M, p.w[0].k) : 0, stream,
-                       static_cast<const bf16*>(x), p);
+                       kStaged ? staged_x_bytes<K>(m, p.w[0].k) : 0, stream,
+                       static_cast<const bf16*>(x), p, m);
 }
 
 template <QuantKind K, typename TOut>
 cudaError_t launch_kind(const void* x, int m, const MmaGroup& p, cudaStream_t stream) {
   const int tiles = p.start[p.count];
   if (tiles == 0) return cudaSuccess;
-  return with_rows(m, [&](auto rows) {
-    constexpr int M = decltype(rows)::value;
-    const bool staged = staged_x_bytes<K>(M, p.w[0].k) <= kMaxStagedX;
-    auto launch = [&](auto warps) {
-      constexpr int W = decltype(warps)::value;
-      return staged ? launch_one<K, M, W, true, TOut>(x, p, tiles, stream)
-                    : launch_one<K, M, W, false, TOut>(x, p, tiles, stream);
-    };
-    // Few tiles (small n): more warps per tile split k finer, so every SM has work. The f32
-    // outputs are the LM head's: many tiles.
-    if constexpr (std::is_same_v<TOut, bf16>) {
-      if (tiles < 132) return launch(std::integral_constant<int, 16>{});
-      if (tiles < 400) return launch(std::integral_constant<int, 8>{});
-    }
-    return launch(std::integral_constant<int, 4>{});
-  });
+  const bool staged = staged_x_bytes<K>(m, p.w[0].k) <= kMaxStagedX;
+  auto launch = [&](auto warps) {
+    constexpr int W = decltype(warps)::value;
+    return staged ? launch_one<K, W, true, TOut>(x, m, p, tiles, stream)
+                  : launch_one<K, W, false, TOut>(x, m, p, tiles, stream);
+  };
+  // Few tiles (small n): more warps per tile split k finer, so every SM has work. The f32
+  // outputs are the LM head's: many tiles.
+  if constexpr (std::is_same_v<TOut, bf16>) {
+    if (tiles < 132) return launch(std::integral_constant<int, 16>{});
+    if (tiles < 400) return launch(std::integral_constant<int, 8>{});
+  }
+  return launch(std::integral_constant<int, 4>{});
 }
 
 template <typename TOut>
