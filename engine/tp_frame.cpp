@@ -33,7 +33,8 @@ struct Reader {
     const uint32_t n = u32();
     if ((in.size() - pos) / sizeof(int32_t) < n) bad();
     std::vector<int32_t> v(n);
-    std::memcpy(v.data(), in.data() + pos, n * sizeof(int32_t));
+    // An empty vector's data() may be null, which memcpy must not get even for 0 bytes.
+    if (n > 0) std::memcpy(v.data(), in.data() + pos, n * sizeof(int32_t));
     pos += n * sizeof(int32_t);
     return v;
   }
