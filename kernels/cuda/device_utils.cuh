@@ -59,6 +59,12 @@ __device__ __forceinline__ uint4 pack8(const float in[8]) {
   return raw;
 }
 
+// x * sigmoid(x) as x / (1 + e^-x): e^-x overflows to inf for x < -88 and the quotient goes
+// to -0, as it should.
+__device__ __forceinline__ float silu(float x) {
+  return x / (1.f + __expf(-x));
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -164,10 +164,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int m = 0; m < M; ++m) {
       const float g = warp_sum(acc[r][m]), u = warp_sum(acc[RB + r][m]);
-      // g / (1 + e^-g): e^-g overflows to inf for g < -88 and the quotient goes to -0, as
-      // it should.
       if ((threadIdx.x & 31) == 0 && row0 + r < n) {
-        out[size_t(m) * n + row0 + r] = __float2bfloat16(g / (1.f + __expf(-g)) * u);
+        out[size_t(m) * n + row0 + r] = __float2bfloat16(silu(g) * u);
       }
     }
   }

@@ -24,12 +24,14 @@
 // H200 in bench/results/gpu.md.
 #include <cuda_bf16.h>
 
+#include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/mma_utils.cuh"
 #include "kernels/cuda/quant.h"
 
 namespace tessera::cuda {
@@ -42,17 +44,6 @@ constexpr int kTileRows = 16;  // output rows per warp tile (the mma's M)
 template <QuantKind K>
 constexpr int block_values() {
   return K == QuantKind::kInt4 ? 128 : 64;  // 4 lanes x 16 bytes
-}
-
-// c[16x8] += a[16x16] * b[16x8], bf16 in, f32 out. Not volatile (unlike mma_utils.cuh's): a
-// pure function of its operands, so the compiler may interleave the mmas of several blocks
-// with their decoding.
-__device__ __forceinline__ void mma_bf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
@@ -73,10 +64,10 @@ constexpr int x_vecs() {
   return block_values<K>() / 4 / 8;  // x uint4s per lane and k-block
 }
 
-// Eight x values (one uint4: words (x0,x1) (x2,x3) (x4,x5) (x6,x7)) in the order the A operand
+// Eight x values (one uint4: words (x0,x1) (x2,x3) (x4,x5) (x6,x7)) in the order the B operand
 // takes them, matching the pairs the weight decoders below produce:
-//   int4: (x0,x4) (x1,x5) | (x2,x6) (x3,x7)   -> a[0], a[2] of the word's first | second mma
-//   fp8:  (x0,x2) (x1,x3) | (x4,x6) (x5,x7)   -> a[0], a[2] of word 2i | word 2i + 1
+//   int4: (x0,x4) (x1,x5) | (x2,x6) (x3,x7)   -> b0, b1 of the word's first | second mma
+//   fp8:  (x0,x2) (x1,x3) | (x4,x6) (x5,x7)   -> b0, b1 of word 2i | word 2i + 1
 template <QuantKind K>
 __device__ __forceinline__ uint4 to_mma_order(const uint4& v) {
   if constexpr (K == QuantKind::kInt4) {
@@ -123,8 +114,8 @@ __device__ __forceinline__ void int4_block(const uint4& w0, const uint4& w1, con
     int4_pairs<kRaw>(r0[q], z0, p0);
     int4_pairs<kRaw>(r1[q], z1, p1);
     const uint32_t a1[4] = {p0[0], p1[0], p0[1], p1[1]}, a2[4] = {p0[2], p1[2], p0[3], p1[3]};
-    mma_bf16(c, a1, xv[q].x, xv[q].y);
-    mma_bf16(c2, a2, xv[q].z, xv[q].w);  // a second chain: two mmas in flight
+    mma_16816_bf16_reorderable(c, a1, xv[q].x, xv[q].y);
+    mma_16816_bf16_reorderable(c2, a2, xv[q].z, xv[q].w);  // a second chain: two mmas in flight
   }
 }
 
@@ -147,7 +138,7 @@ __device__ __forceinline__ void fp8_block(const uint4& w0, const uint4& w1, cons
     fp8_pairs(r0[q], a[0], a[2]);
     fp8_pairs(r1[q], a[1], a[3]);
     const uint4& x = xv[q / 2];
-    mma_bf16(c, a, q % 2 ? x.z : x.x, q % 2 ? x.w : x.y);
+    mma_16816_bf16_reorderable(c, a, q % 2 ? x.z : x.x, q % 2 ? x.w : x.y);
   }
 }
 
@@ -366,14 +357,12 @@ __global__ void __launch_bounds__(W * 32)
   }
   TOut* out = static_cast<TOut*>(out_v);
   if (p.gate_up) {
-    // C rows g and g + 8 are gate and up of output row row0 + g: silu(gate) * up. g / (1 +
-    // e^-g) goes to -0 for g < -88, as it should.
+    // C rows g and g + 8 are gate and up of output row row0 + g: silu(gate) * up.
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
       const int row = row0 + g, batch = 2 * j + i;
-      const float gv = sum[i], up = sum[2 + i];
       if (batch < M && row < a0.n) {
-        out[size_t(batch) * a0.n + row] = from_float<TOut>(gv / (1.f + __expf(-gv)) * up);
+        out[size_t(batch) * a0.n + row] = from_float<TOut>(silu(sum[i]) * sum[2 + i]);
       }
     }
     return;
@@ -423,6 +412,15 @@ cudaError_t launch_group(const void* x, int m, const MmaGroup& p, cudaStream_t s
                                         : launch_kind<QuantKind::kInt4, TOut>(x, m, p, stream);
 }
 
+// TESSERA_QUANT_GEMV=simt: the CUDA-core kernel for every quantized weight (measurements).
+bool simt_only() {
+  static const bool v = [] {
+    const char* e = std::getenv("TESSERA_QUANT_GEMV");
+    return e != nullptr && std::strcmp(e, "simt") == 0;
+  }();
+  return v;
+}
+
 // Weights one launch can take together: each supported, the same kind, k and int4 layout.
 bool same_family(const QuantWeightArgs& a, const QuantWeightArgs& b) {
   return gemv_quant_mma_supported(a) && gemv_quant_mma_supported(b) && a.kind == b.kind &&
@@ -451,23 +449,14 @@ void tile_int4(const uint8_t* src, int n, int k, uint8_t* dst) {
   }
 }
 
-// TESSERA_QUANT_GEMV=simt: the CUDA-core kernel for every quantized weight (measurements).
-bool simt_only() {
-  static const bool v = [] {
-    const char* e = std::getenv("TESSERA_QUANT_GEMV");
-    return e != nullptr && std::strcmp(e, "simt") == 0;
-  }();
-  return v;
-}
-
 bool gemv_quant_mma_supported(const QuantWeightArgs& w) {
   if (simt_only() || w.n <= 0 || w.k <= 0) return false;
   if (w.kind == QuantKind::kFp8) return w.k % block_values<QuantKind::kFp8>() == 0;
   return w.kind == QuantKind::kInt4 && w.g_idx == nullptr &&
          w.k % block_values<QuantKind::kInt4>() == 0 &&
-         (w.group_size == 0 || (w.group_size % block_values<QuantKind::kInt4>() == 0 &&
-                                ((w.group_size / block_values<QuantKind::kInt4>()) &
-                                 (w.group_size / block_values<QuantKind::kInt4>() - 1)) == 0));
+         (w.group_size == 0 ||
+          (w.group_size % block_values<QuantKind::kInt4>() == 0 &&
+           std::has_single_bit(unsigned(w.group_size / block_values<QuantKind::kInt4>()))));
 }
 
 cudaError_t launch_gemv_quant_mma(const void* x, int m, const QuantWeightArgs& w, void* out,

@@ -37,6 +37,17 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const void* p) 
                : "r"(smem_addr(p)));
 }
 
+// bf16 c[16x8] += a[16x16] * b[16x8] without `volatile`: a pure function of its operands, so
+// the compiler may interleave it with other work (the quantized GEMV decodes weights between
+// mmas). mma_16816 below stays volatile, as the attention kernels were tuned with it.
+__device__ __forceinline__ void mma_16816_bf16_reorderable(float (&c)[4], const uint32_t (&a)[4],
+                                                           uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
 // c[16x8] += a[16x16] * b[16x8]; T is __nv_bfloat16 or __half.
 template <typename T>
 __device__ __forceinline__ void mma_16816(float c[4], const uint32_t a[4], uint32_t b0,

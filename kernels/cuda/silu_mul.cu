@@ -16,14 +16,14 @@ __global__ void silu_mul_kernel(const __nv_bfloat16* gate, const __nv_bfloat16* 
     unpack8<__nv_bfloat16>(reinterpret_cast<const uint4*>(gate)[i], g);
     unpack8<__nv_bfloat16>(reinterpret_cast<const uint4*>(up)[i], u);
 #pragma unroll
-    for (int j = 0; j < 8; ++j) g[j] = g[j] / (1.f + __expf(-g[j])) * u[j];
+    for (int j = 0; j < 8; ++j) g[j] = silu(g[j]) * u[j];
     reinterpret_cast<uint4*>(out)[i] = pack8<__nv_bfloat16>(g);
   }
   // Tail when count is not a multiple of 8.
   for (int64_t i = vec * 8 + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
        i += stride) {
     const float x = __bfloat162float(gate[i]);
-    out[i] = __float2bfloat16(x / (1.f + __expf(-x)) * __bfloat162float(up[i]));
+    out[i] = __float2bfloat16(silu(x) * __bfloat162float(up[i]));
   }
 }
 
