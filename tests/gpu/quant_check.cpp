@@ -140,6 +140,9 @@ void check_fused_same(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, QuantKind kind,
   dx.upload(x.bits);
   std::string detail;
   bool ok = true;
+  // fp8 above the GEMV's rows is W8A8: per-token activation quantization adds error.
+  const bool w8a8 = kind == QuantKind::kFp8 && rows > cuda::kMaxQuantGemvRows;
+  const double tol = w8a8 ? 6e-2 : 1e-2;
   {
     std::vector<std::vector<float>> ref(3);
     std::vector<std::unique_ptr<DevBuf>> outs;
@@ -157,7 +160,7 @@ void check_fused_same(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, QuantKind kind,
     for (int i = 0; i < 3; ++i) {
       const ErrorStats st = compare(bf16_to_doubles(outs[i]->download<uint16_t>(ref[i].size())),
                                     std::vector<double>(ref[i].begin(), ref[i].end()), ns[i]);
-      ok = ok && bf16_ok(st);
+      ok = ok && bf16_ok(st, tol, 3 * tol);
       detail += "multi[" + std::to_string(ns[i]) + "] " + describe(st) + " | ";
     }
   }
@@ -170,7 +173,7 @@ void check_fused_same(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, QuantKind kind,
     gpu.gate_up_silu(dx.get(), rows, gw[3], gw[4], sc.get(), os.get());
     const ErrorStats st = compare(bf16_to_doubles(os.download<uint16_t>(ref.size())),
                                   std::vector<double>(ref.begin(), ref.end()), n);
-    ok = ok && bf16_ok(st, 2e-2, 6e-2);
+    ok = ok && bf16_ok(st, w8a8 ? tol : 2e-2, w8a8 ? 3 * tol : 6e-2);
     detail += "gate_up " + describe(st);
   }
   rep.check(ok,
@@ -270,7 +273,8 @@ int main() {
     }
     for (int rows : {1, 4, 16}) check_fused(*gpu, *cpu, rng, rep, rows);
     for (QuantKind k : {QuantKind::kInt4, QuantKind::kFp8}) {
-      for (int rows : {1, 2, 5, 8}) check_fused_same(*gpu, *cpu, rng, rep, k, rows);
+      // 20 rows: int4 takes the fused launches in chunks of 8 rows, fp8 the separate matmuls.
+      for (int rows : {1, 2, 5, 8, 20}) check_fused_same(*gpu, *cpu, rng, rep, k, rows);
     }
     for (KvDtype t : {KvDtype::kBF16, KvDtype::kFp8, KvDtype::kInt8}) {
       for (int d : {64, 128}) check_kv_cache(*gpu, *cpu, rep, t, d);
