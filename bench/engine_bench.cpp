@@ -30,6 +30,11 @@ struct Options {
   int input_len = 128;
   int output_len = 128;
   float temperature = 0.0f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  int logprobs = -1;
   uint64_t seed = 0;
   int warmup = 1;
   int64_t kv_cache_mb = 0;
@@ -78,6 +83,11 @@ RunResult run_batch(tessera::Engine& engine, const Options& o, int num, uint64_t
     req.sampling.max_tokens = o.output_len;
     req.sampling.ignore_eos = true;
     req.sampling.temperature = o.temperature;
+    req.sampling.min_p = o.min_p;
+    req.sampling.repetition_penalty = o.repetition_penalty;
+    req.sampling.presence_penalty = o.presence_penalty;
+    req.sampling.frequency_penalty = o.frequency_penalty;
+    req.sampling.logprobs = o.logprobs;
     req.sampling.seed = seed + static_cast<uint64_t>(i);
     req.arrival = t0;
     for (;;) {
@@ -141,6 +151,12 @@ int main(int argc, char** argv) {
   app.add_option("--gpu-memory-fraction", o.engine.gpu_memory_fraction)->capture_default_str();
   app.add_option("--policy", o.policy, "static | dynamic | continuous")->capture_default_str();
   app.add_option("--temperature", o.temperature, "0 = greedy")->capture_default_str();
+  app.add_option("--min-p", o.min_p)->capture_default_str();
+  app.add_option("--repetition-penalty", o.repetition_penalty)->capture_default_str();
+  app.add_option("--presence-penalty", o.presence_penalty)->capture_default_str();
+  app.add_option("--frequency-penalty", o.frequency_penalty)->capture_default_str();
+  app.add_option("--logprobs", o.logprobs, "-1 = none; else alternatives per token")
+      ->capture_default_str();
   app.add_option("--seed", o.seed, "prompt and sampling seed")->capture_default_str();
   app.add_option("--warmup", o.warmup, "warm-up requests before timing")->capture_default_str();
   app.add_option("--speculative", o.engine.speculative, "none | ngram | draft | early-exit")

@@ -154,7 +154,8 @@ SeqSampling EngineImpl::sampling_for(SeqId id) const {
   const ChoiceState& c = *req.choices[static_cast<size_t>(it->second.second)];
   const std::vector<int32_t>* known = scheduler_.tokens(id);
   const int pending = known && !known->empty() && known->back() == kPendingToken ? 1 : 0;
-  return {&req.request.sampling, req.request.prompt, c.output, c.seed, pending};
+  const bool forks = it->second.second == 0 && req.num_choices() > 1 && !req.forked;
+  return {&req.request.sampling, req.request.prompt, c.output, c.seed, pending, forks};
 }
 
 void EngineImpl::loop() {

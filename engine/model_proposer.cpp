@@ -29,7 +29,7 @@ std::vector<int32_t> ModelProposer::run_pass(StepPlan& pass) {
   const int vocab = model_.config().vocab_size;
   std::vector<SampleSpec> greedy(static_cast<size_t>(rows));
   for (SampleSpec& s : greedy) s.temperature = 0.0f;
-  if (ops.sample_on_device(logits, rows, vocab, greedy, tokens)) return tokens;
+  if (ops.sample_on_device(logits, rows, vocab, greedy, tokens, {})) return tokens;
   std::vector<float> host(static_cast<size_t>(rows) * vocab);
   ops.to_host(host.data(), logits, host.size() * sizeof(float));
   for (int r = 0; r < rows; ++r)

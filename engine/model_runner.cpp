@@ -19,9 +19,10 @@ std::span<const float> StepOutput::row(size_t i) const {
   return {logits.data() + static_cast<size_t>(r) * v, v};
 }
 
-bool samples_on_device(const SamplingParams& p) {
-  return p.logprobs < 0 && p.n == 1 && !p.use_beam_search && p.min_p <= 0.0f &&
-         p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f && p.frequency_penalty == 0.0f;
+static_assert(kMaxSampleLogprobs == kMaxLogprobs);
+
+bool samples_on_device(const SeqSampling& view) {
+  return !view.needs_host_row && !view.params->use_beam_search;
 }
 
 SampleSpec device_sample_spec(const SeqSampling& view) {
@@ -32,7 +33,26 @@ SampleSpec device_sample_spec(const SeqSampling& view) {
   spec.top_p = p.top_p;
   spec.seed = view.seed;
   spec.offset = view.output.size() + static_cast<uint64_t>(view.pending);  // the draw index
+  spec.min_p = p.min_p;
+  spec.repetition_penalty = p.repetition_penalty;
+  spec.presence_penalty = p.presence_penalty;
+  spec.frequency_penalty = p.frequency_penalty;
+  if (spec.penalized()) {
+    spec.prompt = view.prompt;
+    spec.output = view.output;
+  }
+  spec.logprobs = p.logprobs;
   return spec;
+}
+
+TokenLogprob token_logprob(int32_t token, const SampledLogprobs& l) {
+  TokenLogprob t;
+  t.token = token;
+  t.logprob = l.chosen;
+  const int n = std::clamp(l.num_top, 0, kMaxSampleLogprobs);
+  t.top.reserve(static_cast<size_t>(n));
+  for (int a = 0; a < n; ++a) t.top.emplace_back(l.top_ids[a], l.top_logprobs[a]);
+  return t;
 }
 
 ModelRunner::ModelRunner(LlamaModel& model, int block_size, const SamplingSource& source,
@@ -154,6 +174,38 @@ void ModelRunner::remember_sample(const StepPlan& plan, bool on_device,
   last_.tokens.assign(tokens.begin(), tokens.end());
 }
 
+int32_t ModelRunner::output_beyond_view(const StepPlan& plan, const Prepared& p, size_t i,
+                                        std::vector<int32_t>& extra) const {
+  const Row& r = p.table[i];
+  int32_t on_device_row = -1;
+  extra.clear();
+  if (r.view.pending > 0) {
+    const SeqId id = plan.seqs[r.seq].id;
+    auto it = last_.row.find(id);
+    if (it == last_.row.end())
+      throw Error(ErrorKind::kInternal, "sequence " + std::to_string(id) +
+                                            " has a pending token the last step did not sample");
+    if (!last_.tokens.empty()) {
+      extra.push_back(last_.tokens[static_cast<size_t>(it->second)]);
+    } else {
+      on_device_row = it->second;
+    }
+  }
+  const std::vector<int32_t>& d = p.drafts[r.seq];  // penalties see the drafts as generated
+  extra.insert(extra.end(), d.begin(), d.begin() + r.j);
+  return on_device_row;
+}
+
+SampleSpec ModelRunner::row_spec(const StepPlan& plan, const Prepared& p, size_t i,
+                                 std::vector<int32_t>& extra) const {
+  SampleSpec spec = device_sample_spec(p.table[i].view);
+  spec.offset += static_cast<uint64_t>(p.table[i].j);
+  if (!spec.penalized()) return spec;
+  spec.pending_row = output_beyond_view(plan, p, i, extra);
+  spec.output_extra = extra;
+  return spec;
+}
+
 StepOutput ModelRunner::execute(const StepPlan& plan) {
   Prepared p = prepare(plan);
   return sample(plan, p);
@@ -163,7 +215,7 @@ bool ModelRunner::can_launch(const StepPlan& plan) const {
   if (proposer_ || forward_step_) return false;
   for (const ScheduledSeq& s : plan.seqs) {
     if (s.num_draft > 0) return false;
-    if (s.sample && !samples_on_device(*source_.sampling_for(s.id).params)) return false;
+    if (s.sample && !samples_on_device(source_.sampling_for(s.id))) return false;
   }
   return true;
 }
@@ -173,7 +225,8 @@ void ModelRunner::launch(const StepPlan& plan) {
   Launched l;
   Ops& ops = model_.ops();
   std::vector<SampleSpec> specs(p.rows);
-  for (size_t i = 0; i < p.rows; ++i) specs[i] = device_sample_spec(p.table[i].view);
+  std::vector<std::vector<int32_t>> extra(p.rows);
+  for (size_t i = 0; i < p.rows; ++i) specs[i] = row_spec(plan, p, i, extra[i]);
   if (p.rows > 0 &&
       ops.sample_async(p.logits, static_cast<int>(p.rows), model_.config().vocab_size, specs)) {
     ops.end_step();
@@ -181,6 +234,7 @@ void ModelRunner::launch(const StepPlan& plan) {
     l.serial = last_.serial;
     l.row_ids.reserve(p.rows);
     for (const Row& r : p.table) l.row_ids.push_back(plan.seqs[r.seq].id);
+    for (const SampleSpec& s : specs) l.logprobs.push_back(s.logprobs >= 0 ? 1 : 0);
   } else {
     l.done = sample(plan, p);
     l.serial = last_.serial;
@@ -194,7 +248,9 @@ StepOutput ModelRunner::wait() {
   launched_.pop_front();
   if (l.done) return std::move(*l.done);
   std::vector<int32_t> tokens(l.row_ids.size());
-  model_.ops().collect_sampled(tokens);
+  const bool any_logprobs = std::find(l.logprobs.begin(), l.logprobs.end(), 1) != l.logprobs.end();
+  std::vector<SampledLogprobs> lps(any_logprobs ? tokens.size() : 0);
+  model_.ops().collect_sampled(tokens, lps);
   if (last_.serial == l.serial) {
     last_.tokens = tokens;
     last_.on_device = false;
@@ -204,6 +260,8 @@ StepOutput ModelRunner::wait() {
   out.sampled.reserve(tokens.size());
   for (size_t i = 0; i < tokens.size(); ++i) out.sampled.push_back({l.row_ids[i], tokens[i]});
   out.logprobs.resize(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (l.logprobs[i]) out.logprobs[i] = token_logprob(tokens[i], lps[i]);
   out.host_row.assign(tokens.size(), -1);
   return out;
 }
@@ -232,20 +290,23 @@ StepOutput ModelRunner::sample(const StepPlan& plan, Prepared& p) {
   // token after draft[0, j): the same draw index it would have without speculation.
   std::vector<char> on_device(rows, 0);
   std::vector<SampleSpec> specs(rows);
+  std::vector<std::vector<int32_t>> extra(rows);
   std::vector<int32_t> tokens(rows, -1);
+  bool any_logprobs = false;
   for (size_t i = 0; i < rows; ++i) {
-    on_device[i] = samples_on_device(*table[i].view.params);
+    on_device[i] = samples_on_device(table[i].view);
     if (on_device[i]) {
-      specs[i] = device_sample_spec(table[i].view);
-      specs[i].offset += static_cast<uint64_t>(table[i].j);
+      specs[i] = row_spec(plan, p, i, extra[i]);
+      any_logprobs = any_logprobs || specs[i].logprobs >= 0;
     } else {
       specs[i].temperature = 0.0f;
     }
   }
+  std::vector<SampledLogprobs> device_lps(any_logprobs ? rows : 0);
   std::vector<int32_t> host_row(rows, -1);
   const bool any_device = std::find(on_device.begin(), on_device.end(), 1) != on_device.end();
   if (!any_device ||
-      !ops.sample_on_device(logits, static_cast<int>(rows), out.vocab, specs, tokens)) {
+      !ops.sample_on_device(logits, static_cast<int>(rows), out.vocab, specs, tokens, device_lps)) {
     std::fill(on_device.begin(), on_device.end(), 0);
     out.logits.resize(rows * vocab);
     ops.to_host(out.logits.data(), logits, out.logits.size() * sizeof(float));
@@ -264,19 +325,23 @@ StepOutput ModelRunner::sample(const StepPlan& plan, Prepared& p) {
   std::vector<std::optional<TokenLogprob>> lps(rows);
   std::vector<int32_t> history;
   for (size_t i = 0; i < rows; ++i) {
-    if (on_device[i]) continue;
+    if (on_device[i]) {
+      if (specs[i].logprobs >= 0) lps[i] = token_logprob(tokens[i], device_lps[i]);
+      continue;
+    }
     const Row& r = table[i];
     std::span<const int32_t> output = r.view.output;
-    if (r.j > 0) {  // penalties see the drafts as generated
-      const std::vector<int32_t>& d = drafts[r.seq];
+    if (output_beyond_view(plan, p, i, extra[i]) >= 0)
+      throw Error(ErrorKind::kInternal,
+                  "a host-sampled row's pending token is still on the device");
+    if (!extra[i].empty()) {
       history.assign(output.begin(), output.end());
-      history.insert(history.end(), d.begin(), d.begin() + r.j);
+      history.insert(history.end(), extra[i].begin(), extra[i].end());
       output = history;
     }
     const std::span<const float> row(out.logits.data() + static_cast<size_t>(host_row[i]) * vocab,
                                      vocab);
-    SampleResult res =
-        sample_token(row, *r.view.params, {r.view.prompt, output, r.view.pending}, r.view.seed);
+    SampleResult res = sample_token(row, *r.view.params, {r.view.prompt, output}, r.view.seed);
     tokens[i] = res.token;
     lps[i] = std::move(res.logprob);
   }

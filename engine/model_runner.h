@@ -4,10 +4,12 @@
 // need logits), runs copy-on-write block copies and the forward pass, and samples one token
 // for every sequence whose plan entry says `sample`.
 //
-// Sampling runs on the backend (Ops::sample_on_device) for every row whose parameters it
-// covers (temperature / top-k / top-p, no penalties, min_p, logprobs, n > 1 or beam search); only
-// the other rows' logits are copied to the host and sampled there. On a backend with CUDA graphs,
-// decode steps are padded to a few batch sizes so that each size is captured once.
+// Sampling runs on the backend (Ops::sample_on_device) when it has a sampler, for every row
+// but beam search and the first token of a request with n > 1 (its siblings are forked from
+// that logits row on the host); temperature, top-k/top-p/min_p, the penalties and logprobs
+// all run there. Only the other rows' logits are copied to the host and sampled there. On a
+// backend with CUDA graphs, decode steps are padded to a few batch sizes so that each size is
+// captured once.
 //
 // Not thread-safe: the engine thread owns it.
 #include <deque>
@@ -37,6 +39,8 @@ struct SeqSampling {
   // Tokens sampled by a step still running, not in `output` yet (pipelined steps): the next
   // draw index is output.size() + pending.
   int pending = 0;
+  // Its logits row must reach the host (the first token of a request with n > 1).
+  bool needs_host_row = false;
 };
 
 // Implemented by the engine's request table.
@@ -69,10 +73,13 @@ struct StepOutput {
   std::span<const float> row(size_t i) const;
 };
 
-// Whether the backend's sampler covers these parameters (see the header comment).
-bool samples_on_device(const SamplingParams& params);
-// The backend sampler's spec for a row: the same draw (seed, output index) as the host's.
+// Whether the backend's sampler may sample this sequence's row (see the header comment).
+bool samples_on_device(const SeqSampling& view);
+// The backend sampler's spec for a row: the same draw (seed, output index) and the same
+// parameters as the host's; the penalty history is the view's prompt and output.
 SampleSpec device_sample_spec(const SeqSampling& view);
+// The token and logprobs the backend reported, as the host sampler reports them.
+TokenLogprob token_logprob(int32_t token, const SampledLogprobs& l);
 
 // What the engine loop calls: `out = executor.execute(plan)`. ModelRunner is the real one;
 // tests substitute a scripted executor to drive the loop without a model.
@@ -132,6 +139,17 @@ class ModelRunner final : public StepExecutor {
   StepOutput sample(const StepPlan& plan, Prepared& p);
   void feed_pending_tokens(const StepPlan& plan, StepLayout& layout) const;
   void remember_sample(const StepPlan& plan, bool on_device, std::span<const int32_t> tokens);
+  // The output tokens row i's penalties and draw see beyond its view's output (into `extra`):
+  // the token the previous step sampled for it while still pending, then the drafts before
+  // the row. Returns that token's row in the previous sampling when it is still on the
+  // device (and not in `extra`), else -1.
+  int32_t output_beyond_view(const StepPlan& plan, const Prepared& p, size_t i,
+                             std::vector<int32_t>& extra) const;
+  // The device spec of a row: draw index and penalty history advanced past the drafts before
+  // it and the token the previous step sampled for it (kept in `extra`, which must outlive
+  // the sampling).
+  SampleSpec row_spec(const StepPlan& plan, const Prepared& p, size_t i,
+                      std::vector<int32_t>& extra) const;
 
   // The latest sampling step, for the next plan's kPendingToken entries: each sequence's
   // row in it and, once on the host, the tokens.
@@ -146,6 +164,7 @@ class ModelRunner final : public StepExecutor {
   struct Launched {
     uint64_t serial = 0;
     std::vector<SeqId> row_ids;
+    std::vector<char> logprobs;  // per row: whether it asked for logprobs
     std::optional<StepOutput> done;
   };
   LastSample last_;

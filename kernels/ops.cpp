@@ -74,8 +74,8 @@ std::string common_unsupported_reason(const ModelNeeds& m) {
 
 namespace tessera {
 
-void Ops::collect_sampled(std::span<int32_t> out_tokens) {
-  (void)out_tokens;
+void Ops::collect_sampled(std::span<int32_t> out_tokens, std::span<SampledLogprobs> out_logprobs) {
+  (void)out_tokens, (void)out_logprobs;
   throw Error(ErrorKind::kInternal, "collect_sampled: this backend has no sample_async");
 }
 

@@ -12,6 +12,7 @@
 
 #include "kernels/dtype.h"
 #include "kernels/kv_cache.h"
+#include "kernels/sampled_logprobs.h"
 #include "kernels/weight_scheme.h"
 
 namespace tessera {
@@ -87,12 +88,29 @@ struct RopeConfig {
 
 // Per-row sampling request for Ops::sample_on_device. temperature <= 0 (or top_k == 1) means
 // greedy. The uniform draw is derived from (seed, offset), so a fixed seed replays exactly.
+// Penalties, min_p and logprobs follow engine/sampler.h's contract (the host sampler's).
 struct SampleSpec {
   float temperature = 1.0f;
   int top_k = 0;       // 0 = whole vocabulary
   float top_p = 1.0f;  // 1 = no nucleus cut
   uint64_t seed = 0;
   uint64_t offset = 0;  // e.g. the number of tokens generated so far
+  float min_p = 0.0f;   // 0 = off
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  // What the penalties look at (host memory, read during the call): the prompt, and the
+  // output as `output` + `output_extra` (a draft row's earlier drafts) + the token at
+  // `pending_row` of the previous sampling, still on the device (-1: none).
+  std::span<const int32_t> prompt;
+  std::span<const int32_t> output;
+  std::span<const int32_t> output_extra;
+  int32_t pending_row = -1;
+  int logprobs = -1;  // >= 0: report the raw logprobs (chosen + this many alternatives)
+
+  bool penalized() const {
+    return repetition_penalty != 1.0f || presence_penalty != 0.0f || frequency_penalty != 0.0f;
+  }
 };
 
 struct AttentionParams {
@@ -215,9 +233,11 @@ class Ops {
   // Optional: samples one token per logits row without copying the rows to the host.
   // logits: [rows, vocab] f32 in backend memory; specs and out_tokens have `rows` entries.
   // Returns false when the backend has no device sampler (the caller samples on the host).
+  // out_logprobs: `rows` entries when any spec asks for logprobs (else may be empty).
   virtual bool sample_on_device(const float* logits, int rows, int vocab,
-                                std::span<const SampleSpec> specs, std::span<int32_t> out_tokens) {
-    (void)logits, (void)rows, (void)vocab, (void)specs, (void)out_tokens;
+                                std::span<const SampleSpec> specs, std::span<int32_t> out_tokens,
+                                std::span<SampledLogprobs> out_logprobs) {
+    (void)logits, (void)rows, (void)vocab, (void)specs, (void)out_tokens, (void)out_logprobs;
     return false;
   }
 
@@ -231,7 +251,8 @@ class Ops {
     (void)logits, (void)rows, (void)vocab, (void)specs;
     return false;
   }
-  virtual void collect_sampled(std::span<int32_t> out_tokens);
+  virtual void collect_sampled(std::span<int32_t> out_tokens,
+                               std::span<SampledLogprobs> out_logprobs);
 
   // Ends the step begun by begin_step (after its last op, sampling included), so a backend
   // can time it: device_timeline() sums, over completed steps, the time the device ran

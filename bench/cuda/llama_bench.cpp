@@ -341,7 +341,7 @@ RunResult run_batch(cuda::CudaOps& ops, Model& m, int num_seqs, int in_len, int 
     m.forward(l.num_tokens(), static_cast<int>(l.logit_rows.size()));
     specs.assign(l.logit_rows.size(), SampleSpec{0.f, 0, 1.f, 0, 0});
     sampled.resize(specs.size());
-    ops.sample_on_device(m.logits(), static_cast<int>(specs.size()), 128256, specs, sampled);
+    ops.sample_on_device(m.logits(), static_cast<int>(specs.size()), 128256, specs, sampled, {});
     for (size_t i = 0; i < seqs.size(); ++i) b.len[seqs[i]] += chunk[i];
   }
   ops.synchronize();
@@ -364,7 +364,7 @@ RunResult run_batch(cuda::CudaOps& ops, Model& m, int num_seqs, int in_len, int 
       ops.graph_capture_end();
     }
     r.host_us.push_back(seconds_since(ts) * 1e6);  // host work to issue the step
-    ops.sample_on_device(m.logits(), num_seqs, 128256, specs, sampled);
+    ops.sample_on_device(m.logits(), num_seqs, 128256, specs, sampled, {});
     r.step_ms.push_back(seconds_since(ts) * 1e3);
     for (int i = 0; i < num_seqs; ++i) b.len[i] += 1;
   }

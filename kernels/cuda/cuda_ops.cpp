@@ -670,26 +670,6 @@ void CudaOps::gather_logit_rows(const void* x, int dim, void* out) {
                "gather_logit_rows");
 }
 
-bool CudaOps::sample_on_device(const float* logits, int rows, int vocab,
-                               std::span<const SampleSpec> specs, std::span<int32_t> out_tokens) {
-  if (rows < 0 || specs.size() != static_cast<size_t>(rows) ||
-      out_tokens.size() != static_cast<size_t>(rows) || vocab <= 0) {
-    invalid("sample_on_device: rows, specs and out_tokens disagree");
-  }
-  if (rows == 0) return true;
-  if (capturing()) invalid("sample_on_device inside graph capture");
-  const size_t spec_bytes = size_t(rows) * sizeof(DeviceSampleSpec);
-  sample_host_.reserve(spec_bytes + size_t(rows) * 4);
-  auto* h = static_cast<DeviceSampleSpec*>(sample_host_.ptr);
-  fill_sample_specs(specs, h);
-  int32_t* host_out =
-      reinterpret_cast<int32_t*>(static_cast<uint8_t*>(sample_host_.ptr) + spec_bytes);
-  enqueue_sample(logits, rows, vocab, h, host_out);
-  synchronize();
-  std::memcpy(out_tokens.data(), host_out, size_t(rows) * 4);
-  return true;
-}
-
 CudaOps::Signature CudaOps::signature() const {
   return {layout_.num_tokens(),
           layout_.num_seqs(),

@@ -85,12 +85,15 @@ class CudaOps final : public Ops {
   void gather_logit_rows(const void* x, int dim, void* out) override;
   void lm_head(const void* x, int rows, const Weight& w, float* logits) override;
 
+  // Sampling (cuda_ops_sampling.cpp).
   bool sample_on_device(const float* logits, int rows, int vocab, std::span<const SampleSpec> specs,
-                        std::span<int32_t> out_tokens) override;
-  // Pipelined steps and step timing (cuda_ops_pipeline.cpp).
+                        std::span<int32_t> out_tokens,
+                        std::span<SampledLogprobs> out_logprobs) override;
   bool sample_async(const float* logits, int rows, int vocab,
                     std::span<const SampleSpec> specs) override;
-  void collect_sampled(std::span<int32_t> out_tokens) override;
+  void collect_sampled(std::span<int32_t> out_tokens,
+                       std::span<SampledLogprobs> out_logprobs) override;
+  // Step timing (cuda_ops_pipeline.cpp).
   void end_step() override;
   DeviceTimeline device_timeline() override;
 
@@ -196,20 +199,33 @@ class CudaOps final : public Ops {
   void update_device_tables();
   bool device_tables() const { return !layout_.seq_keys.empty(); }
   const int32_t* block_tables_ptr() const;
-  DeviceBuffer sample_specs_dev_;
+  // A sampling's pinned staging: [specs | penalty histories] go up, [tokens | logprobs]
+  // come back (byte offsets).
+  struct SampleStage {
+    int rows = 0;
+    int pen_slots = 0;      // rows with penalties
+    bool logprobs = false;  // some row asks for logprobs
+    size_t upload = 0;      // specs + histories
+    size_t tokens = 0;
+    size_t logprob_rows = 0;
+    size_t total = 0;
+  };
+  DeviceBuffer sample_in_dev_;   // specs + histories
   DeviceBuffer sample_out_dev_;  // the latest sampling's tokens (fed to pipelined steps)
+  DeviceBuffer sample_lp_dev_;
+  DeviceBuffer sample_pen_dev_;     // penalized rows
+  DeviceBuffer sample_counts_dev_;  // their token counts: zero between samplings
   PinnedBuffer sample_host_;
   int sample_out_rows_ = 0;
-  // The sampler's specs for `rows` rows into `h` (checks them).
-  void fill_sample_specs(std::span<const SampleSpec> specs, DeviceSampleSpec* h) const;
-  void enqueue_sample(const float* logits, int rows, int vocab, const DeviceSampleSpec* host_specs,
-                      int32_t* host_out);
+  // Checks the specs and writes them (and their histories) into `staging`.
+  SampleStage stage_sample(std::span<const SampleSpec> specs, PinnedBuffer& staging) const;
+  void enqueue_sample(const float* logits, int vocab, const SampleStage& stage, uint8_t* staging);
   // sample_async's staging: two slots, so one step's tokens can travel while the next
   // step's specs are written.
   struct SampleSlot {
     PinnedBuffer host;
+    SampleStage stage;
     cudaEvent_t done = nullptr;
-    int rows = 0;
     bool busy = false;
   };
   SampleSlot sample_slots_[2];

@@ -4,101 +4,24 @@
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/sampling.h"
+#include "kernels/cuda/sampling_select.cuh"
 
 namespace tessera::cuda {
 namespace {
 
 constexpr int kThreads = 1024;
 
-// Order-preserving map from float to uint32 (larger float -> larger key).
-__device__ __forceinline__ uint32_t float_key(float x) {
-  const uint32_t b = __float_as_uint(x);
-  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
-
-// Top-k / top-p histograms count in fixed point: a weight w in (0, 1] adds w * 2^32 as an
-// integer. Integer sums do not depend on the order the threads add in, so the threshold (and
-// the token) is the same on every run; float atomics would make top-p nondeterministic.
-constexpr float kFixedOne = 4294967296.0f;  // 2^32; a row of 2^31 weights of 1 still fits
-
-struct SampleShared {
-  unsigned long long hist[256];
-  float warp_sums[32];
-  uint32_t prefix;
-  unsigned long long above;
-  unsigned long long target;
-  int result;
-  float row_max;
-};
-
-// Largest key tau (>= floor) with W(key >= tau) >= target, where W sums weight(i) over
-// elements with key >= floor. by_count: weight 1 and target = count; else weight
-// exp((x - max) * inv_t) in fixed point and target = mass_fraction of the total mass above
-// floor (read off the first pass's histogram, which covers all of it).
-__device__ uint32_t radix_select(const float* row, int vocab, uint32_t floor_key,
-                                 unsigned long long count, float mass_fraction, bool by_count,
-                                 float max_val, float inv_t, SampleShared& sh) {
-  uint32_t prefix = 0, mask = 0;
-  unsigned long long above = 0;
-  for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int b = threadIdx.x; b < 256; b += blockDim.x) sh.hist[b] = 0ull;
-    __syncthreads();
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-      const float x = row[i];
-      const uint32_t k = float_key(x);
-      if (k >= floor_key && (k & mask) == prefix) {
-        const unsigned long long w =
-            by_count ? 1ull
-                     : static_cast<unsigned long long>(__expf((x - max_val) * inv_t) * kFixedOne);
-        atomicAdd(&sh.hist[(k >> shift) & 255u], w);
-      }
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      if (shift == 24) {
-        unsigned long long total = 0;
-        for (int b = 0; b < 256; ++b) total += sh.hist[b];
-        sh.target = by_count ? count
-                             : static_cast<unsigned long long>(static_cast<double>(mass_fraction) *
-                                                               static_cast<double>(total));
-        if (sh.target == 0) sh.target = 1;
-      }
-      const unsigned long long target = sh.target;
-      unsigned long long cum = above;
-      int chosen = -1;
-      for (int b = 255; b >= 0; --b) {
-        if (sh.hist[b] > 0 && cum + sh.hist[b] >= target) {
-          chosen = b;
-          break;
-        }
-        cum += sh.hist[b];
-      }
-      if (chosen < 0) {  // the target is past everything: take the lowest non-empty bin
-        cum = above;
-        for (int b = 255; b >= 0; --b) {
-          if (sh.hist[b] > 0) chosen = b;
-        }
-        for (int b = 255; b > chosen; --b) cum += sh.hist[b];
-        if (chosen < 0) chosen = 0;
-      }
-      sh.prefix = prefix | (uint32_t(chosen) << shift);
-      sh.above = cum;
-    }
-    __syncthreads();
-    prefix = sh.prefix;
-    above = sh.above;
-    mask |= 0xFFu << shift;
-  }
-  return prefix > floor_key ? prefix : floor_key;
-}
+using namespace sampling_detail;
 
 __global__ void __launch_bounds__(kThreads)
-    sample_kernel(const float* logits, int vocab, const DeviceSampleSpec* specs, int32_t* out) {
+    sample_kernel(const float* logits, const float* penalized, int vocab,
+                  const DeviceSampleSpec* specs, int32_t* out) {
   pdl_wait();
   pdl_launch_dependents();
   __shared__ SampleShared sh;
-  const float* row = logits + int64_t(blockIdx.x) * vocab;
   const DeviceSampleSpec spec = specs[blockIdx.x];
+  const float* row = spec.pen_slot >= 0 ? penalized + int64_t(spec.pen_slot) * vocab
+                                        : logits + int64_t(blockIdx.x) * vocab;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
   // Argmax, lowest id on ties; NaN logits never win.
@@ -144,9 +67,14 @@ __global__ void __launch_bounds__(kThreads)
   const float inv_t = 1.f / spec.temperature;
 
   uint32_t floor_key = 0;
+  if (spec.min_p > 0.f) {
+    // The host keeps exp((x - max) / T) >= min_p, i.e. x >= max + T * log(min_p).
+    const double cut = double(max_val) + double(spec.temperature) * log(double(spec.min_p));
+    floor_key = float_key(cut < -double(FLT_MAX) ? -INFINITY : __double2float_ru(cut));
+  }
   if (spec.top_k > 0 && spec.top_k < vocab) {
-    floor_key = radix_select(row, vocab, 0, static_cast<unsigned long long>(spec.top_k), 0.f, true,
-                             max_val, inv_t, sh);
+    floor_key = radix_select(row, vocab, floor_key, static_cast<unsigned long long>(spec.top_k),
+                             0.f, true, max_val, inv_t, sh);
   }
   if (spec.top_p < 1.f) {
     floor_key = radix_select(row, vocab, floor_key, 0, spec.top_p, false, max_val, inv_t, sh);
@@ -204,12 +132,12 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
-cudaError_t launch_sample(const float* logits, int rows, int vocab, const DeviceSampleSpec* specs,
-                          int32_t* out, cudaStream_t stream) {
+cudaError_t launch_sample(const float* logits, const float* penalized, int rows, int vocab,
+                          const DeviceSampleSpec* specs, int32_t* out, cudaStream_t stream) {
   if (vocab <= 0) return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
-  return launch_kernel(sample_kernel, dim3(rows), dim3(kThreads), 0, stream, logits, vocab, specs,
-                       out);
+  return launch_kernel(sample_kernel, dim3(rows), dim3(kThreads), 0, stream, logits, penalized,
+                       vocab, specs, out);
 }
 
 float sample_uniform(uint64_t seed, uint64_t offset) {

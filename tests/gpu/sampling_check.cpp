@@ -18,7 +18,7 @@ namespace {
 std::vector<int32_t> sample(Ops& ops, DevBuf& logits, int rows, int vocab,
                             const std::vector<SampleSpec>& specs) {
   std::vector<int32_t> out(rows, -1);
-  if (!ops.sample_on_device(static_cast<const float*>(logits.get()), rows, vocab, specs, out)) {
+  if (!ops.sample_on_device(static_cast<const float*>(logits.get()), rows, vocab, specs, out, {})) {
     throw std::runtime_error("sample_on_device returned false");
   }
   return out;
@@ -213,7 +213,7 @@ int main() {
       std::vector<SampleSpec> specs(1);
       specs[0].top_p = 1.5f;
       std::vector<int32_t> out(1);
-      ops->sample_on_device(static_cast<const float*>(d.get()), 1, 16, specs, out);
+      ops->sample_on_device(static_cast<const float*>(d.get()), 1, 16, specs, out, {});
     } catch (const Error& e) {
       threw = e.kind() == ErrorKind::kInvalidArgument;
     }

@@ -56,7 +56,7 @@ GenerationRequest request(const Engine& e, size_t index, int kind) {
       r.sampling.seed = 1000 + index;
       r.sampling.ignore_eos = true;
       break;
-    case 2:  // host sampling (penalties, logprobs): runs one step at a time
+    case 2:  // penalties and logprobs: pipelined too, the pending token counted as output
       r.sampling.temperature = 0.7f;
       r.sampling.seed = 2000 + index;
       r.sampling.frequency_penalty = 0.5f;
@@ -70,13 +70,13 @@ GenerationRequest request(const Engine& e, size_t index, int kind) {
   return r;
 }
 
-// Requests 0 .. count - 1 of the kinds given (kind i % 4 unless `pipelinable_only`, which
-// leaves out the host-sampled kind 2 so that every step can overlap).
-std::vector<ChoiceResult> run_burst(Engine& engine, int count, bool pipelinable_only) {
+// Requests 0 .. count - 1 of the kinds given (kind i % 4 unless `device_kinds_only`, which
+// leaves out kind 2, the penalties and logprobs).
+std::vector<ChoiceResult> run_burst(Engine& engine, int count, bool device_kinds_only) {
   std::vector<std::shared_ptr<ResultStream>> streams;
   for (int i = 0; i < count; ++i)
     streams.push_back(engine.submit(
-        request(engine, static_cast<size_t>(i), pipelinable_only && i % 4 == 2 ? 0 : i)));
+        request(engine, static_cast<size_t>(i), device_kinds_only && i % 4 == 2 ? 0 : i)));
   std::vector<ChoiceResult> out;
   for (auto& s : streams) out.push_back(collect(*s, 1)[0]);
   return out;
@@ -95,7 +95,7 @@ void check_same(const std::vector<ChoiceResult>& got, const std::vector<ChoiceRe
   }
 }
 
-const std::vector<ChoiceResult>& reference(bool pipelinable_only) {
+const std::vector<ChoiceResult>& reference(bool device_kinds_only) {
   static const std::vector<ChoiceResult> mixed = [] {
     auto engine = create_engine(config(false));
     return run_burst(*engine, 16, false);
@@ -104,7 +104,7 @@ const std::vector<ChoiceResult>& reference(bool pipelinable_only) {
     auto engine = create_engine(config(false));
     return run_burst(*engine, 16, true);
   }();
-  return pipelinable_only ? device_sampled : mixed;
+  return device_kinds_only ? device_sampled : mixed;
 }
 
 }  // namespace
@@ -115,8 +115,12 @@ TEST_CASE("pipelined steps give the outputs of one step at a time", "[engine][pi
   check_same(run_burst(*engine, 16, true), want);
   const EngineStats s = engine->stats();
   CHECK(s.pipelined_steps_total > s.steps_total / 2);  // most steps overlapped
-  // Host-sampled requests among them: those steps run one at a time, outputs unchanged.
+  // Penalties and logprobs among them: pipelined as well, outputs unchanged.
+  const EngineStats before = engine->stats();
   check_same(run_burst(*engine, 16, false), reference(false));
+  const EngineStats after = engine->stats();
+  CHECK(after.pipelined_steps_total - before.pipelined_steps_total >
+        (after.steps_total - before.steps_total) / 2);
   CHECK(eventually([&] { return engine->stats().kv_blocks_used == 0; }));
   // The stop-string requests really stopped early on some prompt.
   bool stopped_early = false;
