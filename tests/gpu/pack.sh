@@ -17,7 +17,8 @@ cd "$(dirname "$0")/../.."
 DEST=${1:-.gpu}
 BUILD=${BUILD:-/tmp/build-gpu}
 TARGETS="tessera engine_bench cuda_llama_bench cuda_attention_bench gpu_kernel_check gpu_quant_check
-  gpu_attention_check gpu_sampling_check gpu_model_check gpu_deterministic_check"
+  gpu_attention_check gpu_sampling_check gpu_sampling_contract_check gpu_model_check
+  gpu_deterministic_check"
 cmake -S . -B "$BUILD" -G Ninja -DTESSERA_GRPC=OFF -DTESSERA_CUDA=ON -DTESSERA_NATIVE=OFF \
   -DTESSERA_TESTS=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C "$BUILD" -j"$(nproc)" $TARGETS

@@ -66,6 +66,8 @@ bin() { find "$BUILD" -name "$1" -type f -perm -u+x | head -1; }
 
 status=0
 CHECKS="gpu_kernel_check gpu_attention_check gpu_sampling_check"
+# Full builds (the engine linked) also check the sampler against the engine's host sampler.
+[ -n "$(bin gpu_sampling_contract_check)" ] && CHECKS="$CHECKS gpu_sampling_contract_check"
 [ "$MODE" = "--model-only" ] && CHECKS=""
 for check in $CHECKS; do
   echo "== $check"
