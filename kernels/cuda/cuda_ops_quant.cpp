@@ -48,6 +48,18 @@ int int4_gemv_rows(const QuantWeightArgs& a) {
   return a.kind == QuantKind::kInt4 && a.tiled ? rows : 0;
 }
 
+// Whether `rows` rows of x take the quantized GEMV (in chunks of kMaxQuantGemvRows) for `a`.
+bool gemv_takes_rows(int rows, const QuantWeightArgs& a) {
+  return rows <= kMaxQuantGemvRows || rows <= int4_gemv_rows(a);
+}
+
+// Calls f(first_row, count) for consecutive chunks of at most kMaxQuantGemvRows rows.
+template <class F>
+void for_each_row_chunk(int rows, F&& f) {
+  for (int r0 = 0; r0 < rows; r0 += kMaxQuantGemvRows)
+    f(r0, std::min(kMaxQuantGemvRows, rows - r0));
+}
+
 // Weights this large only reach the LM head, which takes the GEMV: no dequantize scratch.
 constexpr int64_t kMaxScratchRows = 65536;
 
@@ -132,14 +144,13 @@ void CudaOps::matmul_scheme(const void* x, int rows, const Weight& w, void* out,
   if (rows <= 0) return;
   const QuantWeightArgs a = quant_args(w);
   const bool gemv = gemv_quant_supported(a);
-  if (gemv && (rows <= kMaxQuantGemvRows || out_f32 || rows <= int4_gemv_rows(a))) {
+  if (gemv && (out_f32 || gemv_takes_rows(rows, a))) {
     // The LM head's rows go through in chunks: its f32 logits have no cuBLASLt path here.
-    for (int r0 = 0; r0 < rows; r0 += kMaxQuantGemvRows) {
-      const int m = std::min(kMaxQuantGemvRows, rows - r0);
+    for_each_row_chunk(rows, [&](int r0, int m) {
       const void* xr = static_cast<const uint8_t*>(x) + size_t(r0) * a.k * 2;
       void* o = static_cast<uint8_t*>(out) + size_t(r0) * a.n * (out_f32 ? 4 : 2);
       check_cuda(launch_gemv_quant(xr, m, a, o, out_f32, stream_), "gemv_quant");
-    }
+    });
     return;
   }
   const size_t act_need = align_up(size_t(rows) * a.k) + size_t(rows) * 4;
@@ -186,18 +197,14 @@ bool CudaOps::matmul_multi_scheme(const void* x, int rows, std::span<const Weigh
     if (!gemv_quant_mma_supported(a[i])) return false;
   }
   const int count = static_cast<int>(ws.size());
-  if (!gemv_quant_mma_multi_supported(a, count) ||
-      (rows > kMaxQuantGemvRows && rows > int4_gemv_rows(a[0]))) {
-    return false;
-  }
-  for (int r0 = 0; r0 < rows; r0 += kMaxQuantGemvRows) {
-    const int m = std::min(kMaxQuantGemvRows, rows - r0);
+  if (!gemv_quant_mma_multi_supported(a, count) || !gemv_takes_rows(rows, a[0])) return false;
+  for_each_row_chunk(rows, [&](int r0, int m) {
     void* o[kMax];
     for (int i = 0; i < count; ++i) o[i] = static_cast<uint8_t*>(outs[i]) + size_t(r0) * a[i].n * 2;
     check_cuda(launch_gemv_quant_mma_multi(static_cast<const uint8_t*>(x) + size_t(r0) * a[0].k * 2,
                                            m, a, o, count, stream_),
                "gemv_quant_mma_multi");
-  }
+  });
   return true;
 }
 
@@ -205,17 +212,13 @@ bool CudaOps::gate_up_silu_scheme(const void* x, int rows, const Weight& gate, c
                                   void* out) {
   if (deterministic_ || rows < 1 || !is_scheme(gate) || !is_scheme(up)) return false;
   const QuantWeightArgs g = quant_args(gate), u = quant_args(up);
-  if (!gemv_quant_mma_gate_up_supported(g, u) ||
-      (rows > kMaxQuantGemvRows && rows > int4_gemv_rows(g))) {
-    return false;
-  }
-  for (int r0 = 0; r0 < rows; r0 += kMaxQuantGemvRows) {
-    const int m = std::min(kMaxQuantGemvRows, rows - r0);
+  if (!gemv_quant_mma_gate_up_supported(g, u) || !gemv_takes_rows(rows, g)) return false;
+  for_each_row_chunk(rows, [&](int r0, int m) {
     check_cuda(launch_gemv_quant_mma_gate_up(
                    static_cast<const uint8_t*>(x) + size_t(r0) * g.k * 2, m, g, u,
                    static_cast<uint8_t*>(out) + size_t(r0) * g.n * 2, stream_),
                "gemv_quant_mma_gate_up");
-  }
+  });
   return true;
 }
 
