@@ -483,7 +483,8 @@ void CudaOps::matmul(const void* x, int rows, const Weight& w, void* out) {
   if (deterministic_) return matmul_invariant(x, rows, w, out, false);
   if (is_scheme(w)) return matmul_scheme(x, rows, w, out, false);
   if (w.dtype != DType::kBF16) invalid("matmul: weight must be an uploaded bf16 matrix");
-  if (rows <= kGemvRowsPlain && w.cols % 8 == 0) {  // decode: bandwidth-bound weight stream
+  if (rows <= gemv_row_cutoff(kGemvRowsPlain, w.rows, w.cols) &&
+      w.cols % 8 == 0) {  // decode: bandwidth-bound weight stream
     check_launch(launch_gemv(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols),
                              out, false, stream_),
                  "gemv");
@@ -496,8 +497,9 @@ void CudaOps::matmul(const void* x, int rows, const Weight& w, void* out) {
 // True when the GEMV kernels take this weight at this many rows (max_rows: the measured
 // cutoff against cuBLASLt for the op, see gemv.h).
 static bool gemv_fits(int rows, int max_rows, const Weight& w) {
-  return rows >= 1 && rows <= max_rows && w.dtype == DType::kBF16 && !w.scheme.quantized() &&
-         w.cols % 8 == 0 && w.rows <= INT32_MAX && w.cols <= INT32_MAX;
+  return rows >= 1 && rows <= gemv_row_cutoff(max_rows, w.rows, w.cols) &&
+         w.dtype == DType::kBF16 && !w.scheme.quantized() && w.cols % 8 == 0 &&
+         w.rows <= INT32_MAX && w.cols <= INT32_MAX;
 }
 
 void CudaOps::matmul_multi(const void* x, int rows, std::span<const Weight* const> ws,
@@ -546,7 +548,7 @@ void CudaOps::lm_head(const void* x, int rows, const Weight& w, float* logits) {
   if (deterministic_) return matmul_invariant(x, rows, w, logits, true);
   if (is_scheme(w)) return matmul_scheme(x, rows, w, logits, true);
   if (w.dtype != DType::kBF16) invalid("lm_head: weight must be an uploaded bf16 matrix");
-  if (rows <= kGemvRowsLmHead && w.cols % 8 == 0) {
+  if (rows <= gemv_row_cutoff(kGemvRowsLmHead, w.rows, w.cols) && w.cols % 8 == 0) {
     check_launch(launch_gemv(x, rows, w.data, static_cast<int>(w.rows), static_cast<int>(w.cols),
                              logits, true, stream_),
                  "gemv");

@@ -1,5 +1,7 @@
 #include <cuda_bf16.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
 #include "kernels/cuda/device_utils.cuh"
@@ -249,6 +251,14 @@ cudaError_t launch_gemv_gate_up_silu(const void* x, int m, const void* gate, con
     return launch_kernel(gemv_gate_up_silu_kernel<M, RB>, grid, block, 0, stream, xv, g, u, n,
                          k / 8, o);
   });
+}
+
+int gemv_row_cutoff(int measured, int64_t weight_rows, int64_t weight_cols) {
+  static const bool small_rule = [] {
+    const char* v = std::getenv("TESSERA_SMALL_GEMV");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return small_rule && weight_rows * weight_cols <= kSmallGemvElements ? kMaxGemvRows : measured;
 }
 
 }  // namespace tessera::cuda

@@ -34,6 +34,14 @@ constexpr int kGemvRowsGateUp = 3;   // gate_up_silu
 constexpr int kGemvRowsGrouped = 5;  // matmul_multi
 constexpr int kGemvRowsLmHead = 1;   // lm_head
 
+// A small weight (a small model's projections: the default model's largest holds 0.9M
+// elements) costs less to stream than a launch, and cuBLASLt's fixed cost per call dominates
+// there; the GEMV takes such weights up to kMaxGemvRows rows (the 2-5-row verify steps of
+// speculative decoding, batches up to 8). TESSERA_SMALL_GEMV=0 keeps the measured cutoffs
+// above for every weight (A/B measurements).
+constexpr int64_t kSmallGemvElements = int64_t(2) << 20;
+int gemv_row_cutoff(int measured, int64_t weight_rows, int64_t weight_cols);
+
 // Weights of one grouped launch; entries [0, count) are used.
 struct GemvGroup {
   const void* w[kMaxGemvGroup] = {};  // [n[i], k] bf16
