@@ -6,6 +6,16 @@ namespace tessera::cuda {
 namespace {
 
 constexpr int kMaxDecodeSplits = 64;
+// Cached tokens per decode split, at least: a shorter split costs more in its merge (one more
+// launch per layer, and partials to reduce) than its parallel reads save. A 135M model's
+// decode at a few hundred tokens of context was split 64 ways, 60 of them empty.
+constexpr int kMinDecodeChunk = 256;
+
+int next_pow2(int x) {
+  int p = 1;
+  while (p < x) p *= 2;
+  return p;
+}
 constexpr int kMinPrefillChunk = 512;  // cached tokens per prefill split, at least
 
 int ceil_div(int a, int b) {
@@ -21,14 +31,16 @@ void kv_range(int ctx, int qlen, int t0, int t1, int window, int* start, int* en
   *start = (*start / kKvTile) * kKvTile;  // tile-aligned loads; the kernel masks the rest
 }
 
-// Appends `splits` items covering [start, end) for one row tile; chunks are tile multiples.
+// Appends `splits` items covering [start, end) for one row tile; chunks are tile multiples
+// (`chunk` positions each when given, else an even share).
 void add_split_items(AttentionModePlan& plan, int seq, int row_start, int start, int end,
-                     int splits) {
+                     int splits, int chunk = 0) {
   if (splits <= 1) {
     plan.items.push_back({seq, row_start, start, end, -1});
     return;
   }
-  const int chunk = std::max(kKvTile, ceil_div(ceil_div(end - start, splits), kKvTile) * kKvTile);
+  if (chunk <= 0)
+    chunk = std::max(kKvTile, ceil_div(ceil_div(end - start, splits), kKvTile) * kKvTile);
   AttentionMerge merge{seq, row_start, plan.num_partials, splits};
   for (int s = 0; s < splits; ++s) {
     const int a = std::min(end, start + s * chunk);
@@ -92,12 +104,26 @@ AttentionPlan plan_attention(const StepLayout& layout, const AttentionPlanOption
   if (o.fixed_kv_chunk > 0) return plan_deterministic(layout, o);
   AttentionPlan plan;
   const int g = std::max(1, o.group_size);
-  int num_decode = 0;
+  int num_decode = 0, longest = 0;
   for (int s = 0; s < layout.num_seqs(); ++s) {
     const int qlen = layout.query_start[s + 1] - layout.query_start[s];
-    if (qlen > 0 && qlen * g <= kDecodeRows) ++num_decode;
+    if (qlen > 0 && qlen * g <= kDecodeRows) {
+      ++num_decode;
+      int start = 0, end = 0;
+      kv_range(layout.context_len[s], qlen, 0, qlen - 1, o.sliding_window, &start, &end);
+      longest = std::max(longest, end - start);
+    }
   }
-  const int decode_splits = decode_split_count(num_decode, o);
+  // Splits of kMinDecodeChunk positions, doubled until the longest range fits in the count
+  // that fills the GPU. Every decode sequence gets the same count (a CUDA graph replays a
+  // fixed grid), rounded up to a power of two (few distinct graphs; the extra items are
+  // empty). The cuts sit at multiples of the chunk from the range's start, so a row's
+  // partials are the same whether its step verifies drafts (a longer range) or not.
+  const int max_splits = decode_split_count(num_decode, o);
+  int decode_chunk = kMinDecodeChunk;
+  while (ceil_div(std::max(1, longest), decode_chunk) > max_splits) decode_chunk *= 2;
+  const int decode_splits =
+      std::min(max_splits, next_pow2(ceil_div(std::max(1, longest), decode_chunk)));
 
   struct Tile {
     int seq, row_start, start, end;
@@ -111,7 +137,7 @@ AttentionPlan plan_attention(const StepLayout& layout, const AttentionPlanOption
     if (rows <= kDecodeRows) {
       int start = 0, end = 0;
       kv_range(ctx, qlen, 0, qlen - 1, o.sliding_window, &start, &end);
-      add_split_items(plan.decode, s, 0, start, end, decode_splits);
+      add_split_items(plan.decode, s, 0, start, end, decode_splits, decode_chunk);
       continue;
     }
     for (int r = 0; r < rows; r += kPrefillRows) {

@@ -103,6 +103,7 @@ class CudaOps final : public Ops {
   void all_reduce_sum(void* buf, int64_t count) override;
 
   bool graph_replay(uint64_t key) override;
+  uint64_t graph_key(uint64_t key) const;  // the model's key plus the attention plan's shape
   bool graph_capture_begin(uint64_t key) override;
   bool graph_capture_end() override;
   void graph_capture_abort() override;

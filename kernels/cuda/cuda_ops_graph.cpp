@@ -40,7 +40,14 @@ void CudaOps::inject_capture_fault() {
               "graph capture failure injected (TESSERA_DEBUG_FAIL_GRAPH_CAPTURE)");
 }
 
+uint64_t CudaOps::graph_key(uint64_t key) const {
+  // The decode attention plan's split count varies with the context (attention_plan.cpp):
+  // a graph per plan shape, so that crossing a split boundary and back does not recapture.
+  return key * 1000003u + plan_.decode.items.size() * 7919u + plan_.decode.merges.size();
+}
+
 bool CudaOps::graph_replay(uint64_t key) {
+  key = graph_key(key);
   auto it = graphs_.find(key);
   if (it == graphs_.end() || !plan_uploaded_ || it->second.signature != signature()) {
     return false;
@@ -62,7 +69,7 @@ bool CudaOps::graph_capture_begin(uint64_t key) {
     abandon_capture(cudaGetErrorString(e));
     return false;
   }
-  capture_key_ = key;
+  capture_key_ = graph_key(key);
   // A synchronizing call on a capturing stream is illegal and invalidates the capture.
   if (debug_capture_fault() == 1) (void)cudaStreamQuery(stream_);
   return true;
