@@ -83,7 +83,7 @@ s, r = complete("The quick brown fox", 16, logprobs=2, n=2, presence_penalty=0.5
 ok = s == 200 and len(r["choices"]) == 2 and all(
     ch["logprobs"]["tokens"] and len(ch["logprobs"]["top_logprobs"]) == len(ch["logprobs"]["tokens"])
     for ch in r["choices"])
-report(bool(ok), "n=2 with logprobs and a penalty (host sampling)")
+report(bool(ok), "n=2 with logprobs and a penalty (device sampling; the first token forks on the host)")
 
 # Alone, then all at once.
 alone = [complete(p)[1]["choices"][0]["text"] for p in PROMPTS]
