@@ -78,7 +78,7 @@ c = complete("Once upon a time", 32, **{"temperature": 0.9, "seed": 8})
 report(c[0] == 200 and c[1]["choices"][0]["text"] != a[1]["choices"][0]["text"],
        "another seed gives another text")
 
-# Host-sampled rows (penalties, logprobs, n > 1) share steps with device-sampled ones.
+# Penalties, logprobs and n > 1 (whose first token forks on the host) beside plain rows.
 s, r = complete("The quick brown fox", 16, logprobs=2, n=2, presence_penalty=0.5)
 ok = s == 200 and len(r["choices"]) == 2 and all(
     ch["logprobs"]["tokens"] and len(ch["logprobs"]["top_logprobs"]) == len(ch["logprobs"]["tokens"])
