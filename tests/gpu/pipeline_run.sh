@@ -15,15 +15,7 @@ mkdir -p "$OUT"
 status=0
 T8="dummy:configs/models/llama-3.1-8b.json?dtype=bf16"
 
-bench_line() {  # label, then engine_bench arguments
-  local label=$1; shift
-  local log="$OUT/eb_$(echo "$label" | tr ' /=' '___').log"
-  if timeout 150 "$BIN/engine_bench" --device cuda --warmup 1 "$@" >"$log" 2>&1; then
-    echo "$label | $(grep -E '^throughput' "$log" | sed 's/.*, //') | $(grep -E '^device' "$log" | sed 's/^device *//')"
-  else
-    echo "$label | FAILED: $(tail -2 "$log" | tr '\n' ' ')"; status=1
-  fi
-}
+source tests/gpu/bench_line.sh
 
 {
   echo "## host time per decode step (input 128, output 256; all requests at once)"

@@ -18,15 +18,8 @@ status=0
 PENALTIES="--temperature 0.8 --min-p 0.05 --presence-penalty 0.3 --frequency-penalty 0.5
   --repetition-penalty 1.2 --logprobs 5"
 
-bench_line() {  # label, then engine_bench arguments
-  local label=$1; shift
-  local log="$OUT/eb_$(echo "$label" | tr ' /=+' '____').log"
-  if timeout 200 "$BIN/engine_bench" --device cuda --warmup 1 "$@" >"$log" 2>&1; then
-    echo "$label | $(grep -E '^throughput' "$log" | sed 's/.*, //') | $(grep -E '^device' "$log" | sed 's/^device *//')"
-  else
-    echo "$label | FAILED: $(tail -2 "$log" | tr '\n' ' ')"; status=1
-  fi
-}
+source tests/gpu/bench_line.sh
+BENCH_TIMEOUT=200
 
 host_time() {  # model
   local m=$1 name; name=$(basename "${1%%\?*}")
