@@ -199,8 +199,7 @@ SampleResult sample_token(std::span<const float> logits, const SamplingParams& p
     std::vector<Candidate> c = build_candidates(processed, params);
     // Walk survivors in id order so the draw does not depend on how they were filtered.
     if (!std::is_sorted(c.begin(), c.end())) std::sort(c.begin(), c.end());
-    const double u =
-        sample_uniform(seed, static_cast<int64_t>(history.output.size()) + history.pending);
+    const double u = sample_uniform(seed, static_cast<int64_t>(history.output.size()));
     double cum = 0.0;
     result.token = c.back().first;  // rounding: u beyond the summed mass picks the last
     for (const auto& [id, p] : c) {

@@ -30,10 +30,7 @@ inline constexpr int kMaxLogprobs = 20;
 // The tokens a penalty looks at. Spans must outlive the call.
 struct TokenHistory {
   std::span<const int32_t> prompt;
-  std::span<const int32_t> output;
-  // Tokens sampled after `output` that it does not hold yet (pipelined steps; no penalties
-  // then): the draw index is output.size() + pending.
-  int pending = 0;
+  std::span<const int32_t> output;  // the draw index is output.size()
 };
 
 struct SampleResult {
