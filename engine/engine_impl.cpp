@@ -266,6 +266,9 @@ std::optional<Clock::time_point> EngineImpl::step() {
   const bool pipelined = parts_.async_scheduling && !plan.empty() && executor_->can_launch(plan);
   // A step that needs the host between steps waits for the one in flight first.
   if (inflight_ && !pipelined) complete_inflight();
+  // A pipelined step's time is the wait for the one before it: measured in a steady run only.
+  const bool timed = parts_.proposer != nullptr && (!pipelined || inflight_);
+  const Clock::time_point started = Clock::now();
   if (plan.empty()) {
     if (plan.retry_at != Clock::time_point{}) return plan.retry_at;
     return now + std::chrono::milliseconds(5);  // blocked on capacity: poll soon
@@ -289,11 +292,13 @@ std::optional<Clock::time_point> EngineImpl::step() {
     for (const ScheduledSeq& s : plan.seqs)
       if (s.sample) pending.push_back({s.id, kPendingToken});
     scheduler_.update(plan, pending);
+    if (timed) record_step_cost(plan, started);
     inflight_ = std::move(plan);  // kept for failing its sequences, should the wait throw
     ++pipelined_steps_;
   } else {
     try {
       StepOutput out = executor_->execute(plan);
+      if (timed) record_step_cost(plan, started);
       advance_beams(out);
       scheduler_.update(plan, out.sampled);
       fork_beams();
@@ -324,19 +329,38 @@ void EngineImpl::complete_inflight() {
   }
 }
 
-void EngineImpl::plan_drafts() {
-  std::vector<std::pair<SeqId, const std::vector<int32_t>*>> decoding;
+std::vector<SeqId> EngineImpl::decoding_seqs() const {
+  std::vector<SeqId> decoding;
   for (SeqId id : scheduler_.running_ids()) {
     const std::optional<SequenceInfo> info = scheduler_.info(id);
     if (!info || info->num_blocks == 0 || info->num_computed != info->num_tokens - 1) continue;
     // Beam search ranks every beam's next token each step: one token per step.
     if (auto it = seqs_.find(id); it != seqs_.end() && it->second.first->beams) continue;
-    decoding.emplace_back(id, scheduler_.tokens(id));
+    decoding.push_back(id);
   }
+  return decoding;
+}
+
+void EngineImpl::plan_drafts() {
+  std::vector<SeqId> decoding = decoding_seqs();
   const int k = spec_.draft_len(static_cast<int>(decoding.size()));
-  if (k == 0) return;
-  for (const auto& [id, tokens] : decoding)
-    scheduler_.set_draft_len(id, parts_.proposer->draft_len(id, *tokens, k));
+  if (k == 0) return;  // this step may be pipelined like any other
+  // Proposals read the latest tokens: the step in flight must have delivered them.
+  if (inflight_) {
+    complete_inflight();
+    decoding = decoding_seqs();
+  }
+  for (SeqId id : decoding)
+    scheduler_.set_draft_len(id, parts_.proposer->draft_len(id, *scheduler_.tokens(id), k));
+}
+
+void EngineImpl::record_step_cost(const StepPlan& plan, Clock::time_point start) {
+  int drafts = 0;
+  for (const ScheduledSeq& s : plan.seqs) {
+    if (!s.sample || s.end - s.start != s.num_draft + 1) return;  // a prefill chunk in the step
+    drafts += s.num_draft;
+  }
+  spec_.record_step(static_cast<int>(plan.seqs.size()), drafts, seconds(Clock::now() - start));
 }
 
 void EngineImpl::record_verifications(const StepOutput& out) {

@@ -96,7 +96,9 @@ class EngineImpl final : public Engine, private SamplingSource {
   // Runs one step; returns when the scheduler wants to be asked again if nothing ran.
   std::optional<Clock::time_point> step();
   // Speculative decoding: asks the proposer for drafts of the sequences about to decode.
+  std::vector<SeqId> decoding_seqs() const;
   void plan_drafts();
+  void record_step_cost(const StepPlan& plan, Clock::time_point start);
   // Pipelined steps: waits for the step in flight, then does its bookkeeping.
   void complete_inflight();
   void record_verifications(const StepOutput& out);

@@ -29,6 +29,7 @@ class ModelProposer final : public Proposer {
       const StepPlan& plan, const StepLayout& layout,
       std::span<const std::pair<int32_t, int32_t>> copies) override;
   void verified(const StepPlan& plan, std::span<const int> accepted) override;
+  bool runs_every_step() const override { return own_kv_; }
   double draft_cost() const override { return cost_; }
 
  private:

@@ -212,7 +212,7 @@ StepOutput ModelRunner::execute(const StepPlan& plan) {
 }
 
 bool ModelRunner::can_launch(const StepPlan& plan) const {
-  if (proposer_ || forward_step_) return false;
+  if ((proposer_ && proposer_->runs_every_step()) || forward_step_) return false;
   for (const ScheduledSeq& s : plan.seqs) {
     if (s.num_draft > 0) return false;
     if (s.sample && !samples_on_device(source_.sampling_for(s.id))) return false;

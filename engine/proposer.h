@@ -38,6 +38,9 @@ class Proposer {
     (void)plan;
     (void)accepted;
   }
+  // Whether propose() must see every step, drafts or not (a draft model's own KV cache);
+  // otherwise steps without drafts can be pipelined like plain decoding.
+  virtual bool runs_every_step() const { return false; }
   // Relative cost of proposing one token, in target decode steps (0 for a lookup).
   virtual double draft_cost() const { return 0.0; }
 };

@@ -18,6 +18,11 @@ int accepted_prefix(std::span<const int32_t> draft, std::span<const int32_t> sam
   return static_cast<int>(a);
 }
 
+double SpecController::step_cost(int num_decoding, int k) const {
+  if (std::optional<double> measured = costs_.relative(num_decoding, k, steps_)) return *measured;
+  return 1.0 + k * (config_.draft_cost + config_.verify_cost);
+}
+
 int SpecController::draft_len(int num_decoding) {
   ++steps_;
   const int fit = num_decoding <= 0 ? 0 : config_.max_step_tokens / num_decoding - 1;
@@ -28,12 +33,18 @@ int SpecController::draft_len(int num_decoding) {
   for (int k = 1; k <= cap; ++k) {
     term *= rate_;
     expected += term;
-    const double value = expected / (1.0 + k * (config_.draft_cost + config_.verify_cost));
+    const double value = expected / step_cost(num_decoding, k);
     if (value > best_value) best_value = value, best = k;
   }
   // Keep measuring while off: one token every 16 steps, or the rate could never recover.
   if (best == 0 && steps_ % 16 == 0) best = 1;
+  // And while on: a step without drafts every 64 until the baseline time is known.
+  if (best > 0 && steps_ % 64 == 32 && !costs_.fresh(num_decoding, 0, steps_)) best = 0;
   return best;
+}
+
+void SpecController::record_step(int num_seqs, int draft_tokens, double seconds) {
+  costs_.record(num_seqs, draft_tokens, seconds, steps_);
 }
 
 void SpecController::record(int64_t examined, int64_t accepted) {

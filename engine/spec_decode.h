@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <span>
 
+#include "engine/spec_step_cost.h"
+
 namespace tessera {
 
 // Verification by matching: sampled[i] is the target's own token for the position after
@@ -21,17 +23,22 @@ struct SpecControlConfig {
   // tokens), so drafting stops there: decoding sequences * (k + 1) <= this. Measured
   // break-even per backend (bench/results/speculative.md).
   int max_step_tokens = 256;
-  double draft_cost = 0.0;    // one drafted token's cost, in target decode steps
-  double verify_cost = 0.02;  // one extra verified token's cost below max_step_tokens
-  bool adaptive = true;       // false: always max_draft (within max_step_tokens)
+  // Priors, until the step times are measured (StepCostTable): one drafted token's cost and
+  // one extra verified token's cost below max_step_tokens, in target decode steps.
+  double draft_cost = 0.0;
+  double verify_cost = 0.02;
+  bool adaptive = true;  // false: always max_draft (within max_step_tokens)
 };
 
 // Chooses k per step from the measured acceptance rate and the batch: the k maximising
-// expected tokens per step (1 + a + ... + a^k for acceptance rate a) over its cost
-// (1 + k * (draft_cost + verify_cost)), within max_step_tokens.
+// expected tokens per step (1 + a + ... + a^k for acceptance rate a) over its cost, within
+// max_step_tokens. The cost is the measured step time with k drafts over the time without
+// (record_step) where both are known for this batch size, else the prior
+// 1 + k * (draft_cost + verify_cost), which is optimistic enough to get k measured.
 class SpecController {
  public:
-  explicit SpecController(const SpecControlConfig& config) : config_(config) {}
+  explicit SpecController(const SpecControlConfig& config)
+      : config_(config), costs_(config.max_draft) {}
   const SpecControlConfig& config() const { return config_; }
   // Draft length for this step when `num_decoding` sequences decode (0 = speculation off).
   int draft_len(int num_decoding);
@@ -39,10 +46,16 @@ class SpecController {
   // first rejected one of each sequence; later ones were never compared) and accepted. Their
   // ratio estimates the per-token acceptance rate without the bias of short drafts.
   void record(int64_t examined, int64_t accepted);
+  // After a decode-only step: its wall time with draft_tokens drafts over num_seqs sequences
+  // (proposing included, so a draft model's passes count).
+  void record_step(int num_seqs, int draft_tokens, double seconds);
   double acceptance_rate() const { return rate_; }
+  // The cost of k drafts per sequence the controller uses now, in decode steps.
+  double step_cost(int num_decoding, int k) const;
 
  private:
   SpecControlConfig config_;
+  StepCostTable costs_;
   double rate_ = 0.6;  // prior until measured; moves with an exponential average
   int64_t steps_ = 0;
 };

@@ -6,14 +6,14 @@
 #   scripts/sanitize.sh thread  [pytest -k expression]   TSan (build-tsan; gRPC off: Debian's
 #                                                         gRPC is not built with TSan)
 # The default e2e selection leaves out speculative decoding and beam search (long model runs,
-# no threads of their own); pass "" to run everything.
+# no threads of their own), and under TSan the gRPC tests (the server is built without gRPC);
+# pass "" to run everything. The unit binary prints each test's duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:?usage: scripts/sanitize.sh address|thread [pytest -k expression]}
-select=${2-not speculative and not beam}
 case $kind in
-  address) dir=build-asan-full; grpc=ON ;;
-  thread) dir=build-tsan; grpc=OFF ;;
+  address) dir=build-asan-full; grpc=ON; select=${2-not speculative and not beam} ;;
+  thread) dir=build-tsan; grpc=OFF; select=${2-not speculative and not beam and not grpc and not api_key} ;;
   *) echo "unknown sanitizer $kind" >&2; exit 2 ;;
 esac
 logs=${TMPDIR:-/tmp}/tessera-$kind-logs
@@ -30,7 +30,7 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$logs/tsan
 export TESSERA_TEST_TIMEOUT_SCALE=${TESSERA_TEST_TIMEOUT_SCALE:-20}
 status=0
 echo "== unit tests under $kind sanitizer"
-"$dir/tests/tessera_unit_tests" >"$logs/unit.txt" 2>&1 || status=1
+"$dir/tests/tessera_unit_tests" -d yes >"$logs/unit.txt" 2>&1 || status=1
 tail -3 "$logs/unit.txt"
 
 echo "== end-to-end tests under $kind sanitizer (-k '$select')"

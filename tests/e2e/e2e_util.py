@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf"
 BIN = Path(os.environ.get("TESSERA_BIN", REPO / "build" / "server" / "tessera"))
 READY_TIMEOUT_S = 180
+# Sanitized servers run 5-20x slower: waits and latency bounds stretch by this factor (scripts/sanitize.sh).
+TIME_SCALE = float(os.environ.get("TESSERA_TEST_TIMEOUT_SCALE", "1"))
 
 
 def free_port() -> int:
@@ -74,7 +76,7 @@ class Server:
     def wait_metric(self, name: str, value: float, timeout: float = 10.0) -> float | None:
         """Polls /metrics until `name` equals `value` (gauges refresh once per engine tick).
         The wait scales with TESSERA_TEST_TIMEOUT_SCALE, as the unit tests' do (sanitizers)."""
-        deadline = time.time() + timeout * float(os.environ.get("TESSERA_TEST_TIMEOUT_SCALE", "1"))
+        deadline = time.time() + timeout * TIME_SCALE
         v = self.metric(name)
         while v != value and time.time() < deadline:
             time.sleep(0.05)
@@ -95,4 +97,4 @@ def post(server, path, body, **kw):
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     return requests.post(server.url + path, data=data,
                          headers={"Content-Type": "application/json", **kw.pop("headers", {})},
-                         timeout=kw.pop("timeout", 120), **kw)
+                         timeout=kw.pop("timeout", 120 * TIME_SCALE), **kw)

@@ -129,10 +129,10 @@ class ScriptedEngine : public Engine {
 
   std::shared_ptr<ResultStream> submit(GenerationRequest r) override {
     if (queue_full) throw Error(ErrorKind::kResourceExhausted, "waiting queue is full");
-    last_request = r;
     auto stream = std::make_shared<ScriptedStream>(r.sampling.n, notify);
     ++submitted;
     std::lock_guard lock(mu_);
+    last_request_ = r;
     workers_.emplace_back([this, stream, r] { run(stream, r); });
     return stream;
   }
@@ -164,7 +164,10 @@ class ScriptedEngine : public Engine {
   std::atomic<int64_t> steps{1};
   Clock::time_point last_step_end = Clock::now();
   std::chrono::milliseconds token_delay{1};
-  GenerationRequest last_request;
+  GenerationRequest last_request() const {  // HTTP workers submit concurrently
+    std::lock_guard lock(mu_);
+    return last_request_;
+  }
 
  private:
   void run(std::shared_ptr<ScriptedStream> s, GenerationRequest r) {
@@ -206,8 +209,9 @@ class ScriptedEngine : public Engine {
 
   ByteTokenizer tok_;
   ModelConfig config_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::vector<std::thread> workers_;
+  GenerationRequest last_request_;
 };
 
 inline std::string chatml(const std::vector<ChatMessage>& msgs, bool add_generation_prompt) {

@@ -34,11 +34,11 @@ TEST_CASE("completion returns OpenAI JSON with usage", "[server][http]") {
                    R"({"prompt":[5,6,7],"max_tokens":2,"priority":7,"ignore_eos":true,
                        "temperature":0,"top_k":-1,"seed":-3,"stop":"x"})");
   CHECK(r2.status == 200);
-  CHECK(f.engine.last_request.priority == 7);
-  CHECK(f.engine.last_request.sampling.ignore_eos);
-  CHECK(f.engine.last_request.sampling.top_k == 0);
-  CHECK(f.engine.last_request.sampling.stop == std::vector<std::string>{"x"});
-  CHECK(f.engine.last_request.prompt == std::vector<int32_t>{5, 6, 7});
+  CHECK(f.engine.last_request().priority == 7);
+  CHECK(f.engine.last_request().sampling.ignore_eos);
+  CHECK(f.engine.last_request().sampling.top_k == 0);
+  CHECK(f.engine.last_request().sampling.stop == std::vector<std::string>{"x"});
+  CHECK(f.engine.last_request().prompt == std::vector<int32_t>{5, 6, 7});
 }
 
 TEST_CASE("chat stream: role chunk, deltas, usage chunk, [DONE]", "[server][http]") {
@@ -69,15 +69,16 @@ TEST_CASE("chat stream: role chunk, deltas, usage chunk, [DONE]", "[server][http
   CHECK(usage["choices"].empty());
   CHECK(usage["usage"]["completion_tokens"] == 3);
   // The prompt is the rendered template, without BOS (the template owns special tokens).
-  CHECK(f.engine.last_request.prompt.front() == 258);
-  CHECK(usage["usage"]["prompt_tokens"] == int(f.engine.last_request.prompt.size()));
+  CHECK(f.engine.last_request().prompt.front() == 258);
+  CHECK(usage["usage"]["prompt_tokens"] == int(f.engine.last_request().prompt.size()));
 }
 
 TEST_CASE("chat max_tokens defaults to the room left in the context", "[server][http]") {
   Fixture f;
   auto r = f.post("/v1/chat/completions", R"({"messages":[{"role":"user","content":"x"}]})");
   CHECK(r.status == 200);
-  CHECK(f.engine.last_request.sampling.max_tokens == 64 - int(f.engine.last_request.prompt.size()));
+  CHECK(f.engine.last_request().sampling.max_tokens ==
+        64 - int(f.engine.last_request().prompt.size()));
 }
 
 TEST_CASE("malformed requests get 4xx with an OpenAI error body naming the field",

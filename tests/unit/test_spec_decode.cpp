@@ -64,6 +64,51 @@ TEST_CASE("the controller drafts less as acceptance falls and stops when compute
   CHECK(fixed.draft_len(1) == 6);
 }
 
+TEST_CASE("the controller follows measured step costs over its prior", "[spec]") {
+  SpecControlConfig c;
+  c.max_draft = 4;
+  c.max_step_tokens = 1024;
+  c.verify_cost = 0.07;  // the prior: verification nearly free
+  SpecController ctl(c);
+  for (int i = 0; i < 50; ++i) ctl.record(10, 8);  // acceptance rate ~0.8
+  const int before = ctl.draft_len(16);
+  CHECK(before == 4);
+  // On this GPU and model a verified token costs a whole step at batch 16: 1.8 tokens for
+  // 2 steps does not pay, nor does any longer draft.
+  for (int i = 0; i < 5; ++i)
+    for (int k = 0; k <= 4; ++k) ctl.record_step(16, 16 * k, 1e-3 * (1.0 + 1.0 * k));
+  CHECK(ctl.step_cost(16, 2) == Approx(3.0));
+  int drafting = 0;
+  for (int i = 0; i < 40; ++i) drafting += ctl.draft_len(16) > 0;
+  CHECK(drafting <= 3);  // only the probes that keep the acceptance rate measured
+  // Other batch sizes keep the prior until measured there.
+  CHECK(ctl.draft_len(1) == 4);
+  // Where verification turns out cheap, the longest draft pays again.
+  for (int i = 0; i < 50; ++i)
+    for (int k = 0; k <= 4; ++k) ctl.record_step(16, 16 * k, 1e-3 * (1.0 + 0.01 * k));
+  CHECK(ctl.draft_len(16) == 4);
+  // Figures go stale: after 600 steps unmeasured, the prior decides again.
+  for (int i = 0; i < 5; ++i)
+    for (int k = 0; k <= 4; ++k) ctl.record_step(16, 16 * k, 1e-3 * (1.0 + 1.0 * k));
+  for (int i = 0; i < 600; ++i) ctl.draft_len(1);
+  CHECK(ctl.step_cost(16, 2) == Approx(1.14));
+}
+
+TEST_CASE("the step cost table keys by batch size and drafts per sequence", "[spec]") {
+  StepCostTable t(4, 100);
+  t.record(5, 10, 2e-3, 1);  // batch 4-7, 2 drafts per sequence
+  t.record(6, 12, 4e-3, 2);
+  t.record(7, 14, 3e-3, 3);
+  CHECK_FALSE(t.relative(4, 2, 3));  // no baseline yet
+  for (int i = 0; i < 3; ++i) t.record(4, 0, 1e-3, 4);
+  REQUIRE(t.relative(4, 2, 4));
+  CHECK(*t.relative(7, 2, 4) == Approx(3.0));  // the mean of 2, 4 and 3 ms over 1 ms
+  CHECK_FALSE(t.relative(8, 2, 4));                   // another bucket
+  CHECK_FALSE(t.fresh(4, 2, 200));                    // stale
+  t.record(4, 0, 1e-3, 0);                            // ignored: no time
+  t.record(0, 0, 1e-3, 0);                            // ignored: no sequences
+}
+
 // Verification by matching, as the runner does it: the target samples the token after the
 // context (with the request's seed and output index), the draft is accepted when equal.
 // Whatever the (deterministic) draft, the emitted token must follow the target's

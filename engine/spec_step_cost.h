@@ -1,0 +1,38 @@
+#pragma once
+// Measured cost of a speculative step: how much longer a decode step takes with k draft tokens
+// per sequence than without, per batch size. A prior from another model or GPU can be 3x off
+// (a launch-bound 135M model pays ~16% of a step per verified token where the 8B shape pays
+// 7%), so the controller prefers what this engine measured. Pure: times come from the caller.
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace tessera {
+
+class StepCostTable {
+ public:
+  // Entries older than stale_after steps count as unmeasured, so a changed load (longer
+  // contexts, another mix of requests) is measured again.
+  explicit StepCostTable(int max_draft, int64_t stale_after = 512);
+  // A decode-only step of num_seqs sequences with draft_tokens drafts in all took seconds.
+  void record(int num_seqs, int draft_tokens, double seconds, int64_t step);
+  // Step time with k drafts per sequence over the time with none, at this batch size; empty
+  // unless both are measured and fresh.
+  std::optional<double> relative(int num_seqs, int k, int64_t step) const;
+  bool fresh(int num_seqs, int k, int64_t step) const;
+
+ private:
+  struct Entry {
+    double seconds = 0.0;
+    int count = 0;
+    int64_t last = 0;
+  };
+  const Entry& at(int num_seqs, int k) const;
+  Entry& at(int num_seqs, int k);
+
+  int max_draft_;
+  int64_t stale_after_;
+  std::vector<Entry> entries_;  // [batch bucket][k]
+};
+
+}  // namespace tessera
