@@ -256,7 +256,10 @@ void EngineImpl::sweep_requests(Clock::time_point now) {
 
 std::optional<Clock::time_point> EngineImpl::step() {
   const Clock::time_point now = Clock::now();
-  if (parts_.proposer != nullptr) plan_drafts();
+  // A step's cost for the speculation controller: its own host work and device time,
+  // without waiting out the step before it.
+  Clock::time_point started = now;
+  if (parts_.proposer != nullptr && plan_drafts()) started = Clock::now();
   StepPlan plan = scheduler_.schedule(now);
   const int step_tokens = plan.num_tokens, step_seqs = static_cast<int>(plan.seqs.size());
   num_waiting_.store(scheduler_.num_waiting(), std::memory_order_release);
@@ -265,10 +268,12 @@ std::optional<Clock::time_point> EngineImpl::step() {
   metrics_.add_preemptions(static_cast<int>(plan.preempted.size()));
   const bool pipelined = parts_.async_scheduling && !plan.empty() && executor_->can_launch(plan);
   // A step that needs the host between steps waits for the one in flight first.
-  if (inflight_ && !pipelined) complete_inflight();
+  if (inflight_ && !pipelined) {
+    complete_inflight();
+    started = Clock::now();
+  }
   // A pipelined step's time is the wait for the one before it: measured in a steady run only.
   const bool timed = parts_.proposer != nullptr && (!pipelined || inflight_);
-  const Clock::time_point started = Clock::now();
   if (plan.empty()) {
     if (plan.retry_at != Clock::time_point{}) return plan.retry_at;
     return now + std::chrono::milliseconds(5);  // blocked on capacity: poll soon
@@ -298,12 +303,13 @@ std::optional<Clock::time_point> EngineImpl::step() {
   } else {
     try {
       StepOutput out = executor_->execute(plan);
-      if (timed) record_step_cost(plan, started);
       advance_beams(out);
       scheduler_.update(plan, out.sampled);
       fork_beams();
       record_verifications(out);
       process_output(out);
+      // Its tokens' handling counts, as a pipelined step's wait includes its predecessor's.
+      if (timed) record_step_cost(plan, started);
       consecutive_failed_steps_ = 0;
     } catch (const std::exception& e) {
       note_step_failed(e.what());
@@ -341,17 +347,21 @@ std::vector<SeqId> EngineImpl::decoding_seqs() const {
   return decoding;
 }
 
-void EngineImpl::plan_drafts() {
+bool EngineImpl::plan_drafts() {
   std::vector<SeqId> decoding = decoding_seqs();
   const int k = spec_.draft_len(static_cast<int>(decoding.size()));
-  if (k == 0) return;  // this step may be pipelined like any other
+  if (steps_ % 256 == 0 && spdlog::should_log(spdlog::level::debug))
+    spdlog::debug("speculation: {}", spec_.describe(static_cast<int>(decoding.size())));
+  if (k == 0) return false;  // this step may be pipelined like any other
   // Proposals read the latest tokens: the step in flight must have delivered them.
-  if (inflight_) {
+  const bool waited = inflight_.has_value();
+  if (waited) {
     complete_inflight();
     decoding = decoding_seqs();
   }
   for (SeqId id : decoding)
     scheduler_.set_draft_len(id, parts_.proposer->draft_len(id, *scheduler_.tokens(id), k));
+  return waited;
 }
 
 void EngineImpl::record_step_cost(const StepPlan& plan, Clock::time_point start) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 #include <string>
 
 #include "common/error.h"
@@ -19,8 +20,16 @@ int accepted_prefix(std::span<const int32_t> draft, std::span<const int32_t> sam
 }
 
 double SpecController::step_cost(int num_decoding, int k) const {
-  if (std::optional<double> measured = costs_.relative(num_decoding, k, steps_)) return *measured;
+  if (std::optional<double> measured = costs_.estimate(num_decoding, k, steps_)) return *measured;
   return 1.0 + k * (config_.draft_cost + config_.verify_cost);
+}
+
+std::string SpecController::describe(int num_decoding) const {
+  std::ostringstream s;
+  s << num_decoding << " decoding, acceptance rate " << rate_ << ", step cost by draft length:";
+  for (int k = 0; k <= config_.max_draft; ++k)
+    s << ' ' << step_cost(num_decoding, k) << (costs_.fresh(num_decoding, k, steps_) ? "" : "?");
+  return s.str();
 }
 
 int SpecController::draft_len(int num_decoding) {

@@ -3,6 +3,7 @@
 // verification accepts, and how many tokens to draft next step.
 #include <cstdint>
 #include <span>
+#include <string>
 
 #include "engine/spec_step_cost.h"
 
@@ -33,8 +34,8 @@ struct SpecControlConfig {
 // Chooses k per step from the measured acceptance rate and the batch: the k maximising
 // expected tokens per step (1 + a + ... + a^k for acceptance rate a) over its cost, within
 // max_step_tokens. The cost is the measured step time with k drafts over the time without
-// (record_step) where both are known for this batch size, else the prior
-// 1 + k * (draft_cost + verify_cost), which is optimistic enough to get k measured.
+// (record_step, StepCostTable::estimate), else the prior 1 + k * (draft_cost + verify_cost),
+// which is optimistic enough to get the longest drafts measured first.
 class SpecController {
  public:
   explicit SpecController(const SpecControlConfig& config)
@@ -52,6 +53,8 @@ class SpecController {
   double acceptance_rate() const { return rate_; }
   // The cost of k drafts per sequence the controller uses now, in decode steps.
   double step_cost(int num_decoding, int k) const;
+  // The rate and the costs by k, for a debug log.
+  std::string describe(int num_decoding) const;
 
  private:
   SpecControlConfig config_;

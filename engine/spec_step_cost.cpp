@@ -3,18 +3,16 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
-#include <utility>
 
 namespace tessera {
 namespace {
 
-constexpr int kBuckets = 12;  // batch sizes 1, 2-3, 4-7, ... 2048+
-constexpr int kMinSamples = 3;
+constexpr int kBuckets = 12;    // batch sizes 1, 2-3, 4-7, ... 2048+
+constexpr int kMinSamples = 3;  // the size of Entry::first
 
-int bucket(int num_seqs) {
-  return std::min(
-      kBuckets - 1,
-      static_cast<int>(std::bit_width(static_cast<unsigned>(std::max(1, num_seqs)))) - 1);
+int bucket_of(int num_seqs) {
+  const auto n = static_cast<unsigned>(std::max(1, num_seqs));
+  return std::min(kBuckets - 1, static_cast<int>(std::bit_width(n)) - 1);
 }
 
 }  // namespace
@@ -24,35 +22,62 @@ StepCostTable::StepCostTable(int max_draft, int64_t stale_after)
       stale_after_(stale_after),
       entries_(static_cast<size_t>(kBuckets * (max_draft_ + 1))) {}
 
-const StepCostTable::Entry& StepCostTable::at(int num_seqs, int k) const {
-  return entries_[static_cast<size_t>(bucket(num_seqs) * (max_draft_ + 1) +
-                                      std::clamp(k, 0, max_draft_))];
-}
-
-StepCostTable::Entry& StepCostTable::at(int num_seqs, int k) {
-  return const_cast<Entry&>(std::as_const(*this).at(num_seqs, k));
+const StepCostTable::Entry& StepCostTable::at(int bucket, int k) const {
+  return entries_[static_cast<size_t>(bucket * (max_draft_ + 1) + std::clamp(k, 0, max_draft_))];
 }
 
 void StepCostTable::record(int num_seqs, int draft_tokens, double seconds, int64_t step) {
   if (num_seqs <= 0 || !(seconds > 0.0)) return;
   const int k = static_cast<int>(std::lround(static_cast<double>(draft_tokens) / num_seqs));
-  Entry& e = at(num_seqs, k);
+  auto& e = const_cast<Entry&>(at(bucket_of(num_seqs), k));
   if (step - e.last > stale_after_) e.count = 0;  // the old figure no longer applies
-  ++e.count;
-  // A plain mean for the first samples, then an exponential average that follows drift.
-  const double weight = std::max(1.0 / e.count, 0.1);
-  e.seconds += weight * (seconds - e.seconds);
   e.last = step;
+  // One slow step (a graph captured for a new shape, a preemption) must not decide: the
+  // median of the first three starts the estimate, and later samples move it by at most 2x.
+  if (e.count < kMinSamples) {
+    e.first[e.count++] = seconds;
+    std::sort(e.first, e.first + e.count);
+    e.seconds = e.first[(e.count - 1) / 2];
+    return;
+  }
+  ++e.count;
+  e.seconds += 0.1 * (std::clamp(seconds, 0.5 * e.seconds, 2.0 * e.seconds) - e.seconds);
 }
 
-bool StepCostTable::fresh(int num_seqs, int k, int64_t step) const {
-  const Entry& e = at(num_seqs, k);
+bool StepCostTable::fresh_at(int bucket, int k, int64_t step) const {
+  const Entry& e = at(bucket, k);
   return e.count >= kMinSamples && step - e.last <= stale_after_;
 }
 
+bool StepCostTable::fresh(int num_seqs, int k, int64_t step) const {
+  return fresh_at(bucket_of(num_seqs), k, step);
+}
+
 std::optional<double> StepCostTable::relative(int num_seqs, int k, int64_t step) const {
-  if (!fresh(num_seqs, k, step) || !fresh(num_seqs, 0, step)) return std::nullopt;
-  return at(num_seqs, k).seconds / at(num_seqs, 0).seconds;
+  const int b = bucket_of(num_seqs);
+  if (!fresh_at(b, k, step) || !fresh_at(b, 0, step)) return std::nullopt;
+  return at(b, k).seconds / at(b, 0).seconds;
+}
+
+std::optional<double> StepCostTable::estimate_at(int b, int k, int64_t step) const {
+  if (!fresh_at(b, 0, step)) return std::nullopt;
+  const double base = at(b, 0).seconds;
+  if (fresh_at(b, k, step)) return at(b, k).seconds / base;
+  for (int j = max_draft_; j >= 1; --j) {
+    if (!fresh_at(b, j, step)) continue;
+    const double per_token = std::max(0.0, at(b, j).seconds / base - 1.0) / j;
+    return 1.0 + k * per_token;
+  }
+  return std::nullopt;
+}
+
+std::optional<double> StepCostTable::estimate(int num_seqs, int k, int64_t step) const {
+  const int b = bucket_of(num_seqs);
+  if (std::optional<double> e = estimate_at(b, k, step)) return e;
+  if (b > 0)
+    if (std::optional<double> e = estimate_at(b - 1, k, step)) return e;
+  if (b + 1 < kBuckets) return estimate_at(b + 1, k, step);
+  return std::nullopt;
 }
 
 }  // namespace tessera

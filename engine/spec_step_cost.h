@@ -19,6 +19,10 @@ class StepCostTable {
   // Step time with k drafts per sequence over the time with none, at this batch size; empty
   // unless both are measured and fresh.
   std::optional<double> relative(int num_seqs, int k, int64_t step) const;
+  // The best guess from what is measured: relative() where it exists, else a line through
+  // the longest measured draft of this batch size, else the same from the next smaller or
+  // larger batch size; empty when none of these is measured.
+  std::optional<double> estimate(int num_seqs, int k, int64_t step) const;
   bool fresh(int num_seqs, int k, int64_t step) const;
 
  private:
@@ -26,9 +30,11 @@ class StepCostTable {
     double seconds = 0.0;
     int count = 0;
     int64_t last = 0;
+    double first[3] = {};  // the median of the first samples starts the average
   };
-  const Entry& at(int num_seqs, int k) const;
-  Entry& at(int num_seqs, int k);
+  const Entry& at(int bucket, int k) const;
+  bool fresh_at(int bucket, int k, int64_t step) const;
+  std::optional<double> estimate_at(int bucket, int k, int64_t step) const;
 
   int max_draft_;
   int64_t stale_after_;

@@ -102,11 +102,25 @@ TEST_CASE("the step cost table keys by batch size and drafts per sequence", "[sp
   CHECK_FALSE(t.relative(4, 2, 3));  // no baseline yet
   for (int i = 0; i < 3; ++i) t.record(4, 0, 1e-3, 4);
   REQUIRE(t.relative(4, 2, 4));
-  CHECK(*t.relative(7, 2, 4) == Approx(3.0));  // the mean of 2, 4 and 3 ms over 1 ms
-  CHECK_FALSE(t.relative(8, 2, 4));                   // another bucket
-  CHECK_FALSE(t.fresh(4, 2, 200));                    // stale
-  t.record(4, 0, 1e-3, 0);                            // ignored: no time
-  t.record(0, 0, 1e-3, 0);                            // ignored: no sequences
+  CHECK(*t.relative(7, 2, 4) == Approx(3.0));  // the median of 2, 4 and 3 ms over 1 ms
+  CHECK_FALSE(t.relative(8, 2, 4));            // another bucket
+  // Unmeasured draft lengths and batch sizes: a line through what is, from the same or the
+  // next batch bucket.
+  CHECK(*t.estimate(4, 1, 4) == Approx(2.0));
+  CHECK(*t.estimate(4, 4, 4) == Approx(5.0));
+  CHECK(*t.estimate(12, 1, 4) == Approx(2.0));
+  CHECK(*t.estimate(2, 2, 4) == Approx(3.0));
+  CHECK_FALSE(t.estimate(16, 1, 4));
+  CHECK_FALSE(t.fresh(4, 2, 200));  // stale
+  CHECK_FALSE(t.estimate(4, 1, 200));
+  // A 50x outlier among the first samples (a graph capture) does not set the estimate, nor
+  // does one later.
+  StepCostTable u(2);
+  for (double ms : {50.0, 1.0, 1.1, 1.0, 60.0}) u.record(1, 0, 1e-3 * ms, 1);
+  for (double ms : {2.0, 2.1, 100.0}) u.record(1, 1, 1e-3 * ms, 1);
+  CHECK(*u.relative(1, 1, 1) == Approx(2.1 / 1.2).epsilon(0.01));
+  t.record(4, 0, 1e-3, 0);  // ignored: no time
+  t.record(0, 0, 1e-3, 0);  // ignored: no sequences
 }
 
 // Verification by matching, as the runner does it: the target samples the token after the
