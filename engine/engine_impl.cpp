@@ -256,10 +256,7 @@ void EngineImpl::sweep_requests(Clock::time_point now) {
 
 std::optional<Clock::time_point> EngineImpl::step() {
   const Clock::time_point now = Clock::now();
-  // A step's cost for the speculation controller: its own host work and device time,
-  // without waiting out the step before it.
-  Clock::time_point started = now;
-  if (parts_.proposer != nullptr && plan_drafts()) started = Clock::now();
+  if (parts_.proposer != nullptr) plan_drafts();
   StepPlan plan = scheduler_.schedule(now);
   const int step_tokens = plan.num_tokens, step_seqs = static_cast<int>(plan.seqs.size());
   num_waiting_.store(scheduler_.num_waiting(), std::memory_order_release);
@@ -268,12 +265,11 @@ std::optional<Clock::time_point> EngineImpl::step() {
   metrics_.add_preemptions(static_cast<int>(plan.preempted.size()));
   const bool pipelined = parts_.async_scheduling && !plan.empty() && executor_->can_launch(plan);
   // A step that needs the host between steps waits for the one in flight first.
-  if (inflight_ && !pipelined) {
-    complete_inflight();
-    started = Clock::now();
-  }
-  // A pipelined step's time is the wait for the one before it: measured in a steady run only.
-  const bool timed = parts_.proposer != nullptr && (!pipelined || inflight_);
+  if (inflight_ && !pipelined) complete_inflight();
+  // The speculation controller's price of a step is its time from start to end: a pipelined
+  // one waits for its predecessor (the device time), one that drafts first waits the
+  // pipeline out. A pipelined step after a drained pipeline waits for nothing: not counted.
+  const bool timed = parts_.proposer != nullptr && (spec_draft_len_ > 0 || !pipelined || inflight_);
   if (plan.empty()) {
     if (plan.retry_at != Clock::time_point{}) return plan.retry_at;
     return now + std::chrono::milliseconds(5);  // blocked on capacity: poll soon
@@ -297,7 +293,7 @@ std::optional<Clock::time_point> EngineImpl::step() {
     for (const ScheduledSeq& s : plan.seqs)
       if (s.sample) pending.push_back({s.id, kPendingToken});
     scheduler_.update(plan, pending);
-    if (timed) record_step_cost(plan, started);
+    if (timed) record_step_cost(plan, now, nullptr);
     inflight_ = std::move(plan);  // kept for failing its sequences, should the wait throw
     ++pipelined_steps_;
   } else {
@@ -309,7 +305,7 @@ std::optional<Clock::time_point> EngineImpl::step() {
       record_verifications(out);
       process_output(out);
       // Its tokens' handling counts, as a pipelined step's wait includes its predecessor's.
-      if (timed) record_step_cost(plan, started);
+      if (timed) record_step_cost(plan, now, &out);
       consecutive_failed_steps_ = 0;
     } catch (const std::exception& e) {
       note_step_failed(e.what());
@@ -347,30 +343,32 @@ std::vector<SeqId> EngineImpl::decoding_seqs() const {
   return decoding;
 }
 
-bool EngineImpl::plan_drafts() {
+void EngineImpl::plan_drafts() {
   std::vector<SeqId> decoding = decoding_seqs();
-  const int k = spec_.draft_len(static_cast<int>(decoding.size()));
+  const int k = spec_draft_len_ = spec_.draft_len(static_cast<int>(decoding.size()));
   if (steps_ % 256 == 0 && spdlog::should_log(spdlog::level::debug))
     spdlog::debug("speculation: {}", spec_.describe(static_cast<int>(decoding.size())));
-  if (k == 0) return false;  // this step may be pipelined like any other
+  if (k == 0) return;  // this step may be pipelined like any other
   // Proposals read the latest tokens: the step in flight must have delivered them.
-  const bool waited = inflight_.has_value();
-  if (waited) {
+  if (inflight_) {
     complete_inflight();
     decoding = decoding_seqs();
   }
   for (SeqId id : decoding)
     scheduler_.set_draft_len(id, parts_.proposer->draft_len(id, *scheduler_.tokens(id), k));
-  return waited;
 }
 
-void EngineImpl::record_step_cost(const StepPlan& plan, Clock::time_point start) {
-  int drafts = 0;
-  for (const ScheduledSeq& s : plan.seqs) {
+void EngineImpl::record_step_cost(const StepPlan& plan, Clock::time_point start,
+                                  const StepOutput* out) {
+  if (plan.seqs.empty()) return;
+  for (const ScheduledSeq& s : plan.seqs)
     if (!s.sample || s.end - s.start != s.num_draft + 1) return;  // a prefill chunk in the step
-    drafts += s.num_draft;
-  }
-  spec_.record_step(static_cast<int>(plan.seqs.size()), drafts, seconds(Clock::now() - start));
+  int64_t accepted = 0;
+  if (out != nullptr)
+    for (const SpecResult& r : out->spec) accepted += r.accepted;
+  const auto n = static_cast<double>(plan.seqs.size());
+  spec_.record_step(static_cast<int>(plan.seqs.size()), spec_draft_len_,
+                    seconds(Clock::now() - start), (n + static_cast<double>(accepted)) / n);
 }
 
 void EngineImpl::record_verifications(const StepOutput& out) {

@@ -97,8 +97,8 @@ class EngineImpl final : public Engine, private SamplingSource {
   std::optional<Clock::time_point> step();
   // Speculative decoding: asks the proposer for drafts of the sequences about to decode.
   std::vector<SeqId> decoding_seqs() const;
-  bool plan_drafts();  // true when it waited for the step in flight
-  void record_step_cost(const StepPlan& plan, Clock::time_point start);
+  void plan_drafts();
+  void record_step_cost(const StepPlan& plan, Clock::time_point start, const StepOutput* out);
   // Pipelined steps: waits for the step in flight, then does its bookkeeping.
   void complete_inflight();
   void record_verifications(const StepOutput& out);
@@ -142,6 +142,7 @@ class EngineImpl final : public Engine, private SamplingSource {
   EngineMetrics metrics_;
   const uint64_t seed_base_;
   SpecController spec_;
+  int spec_draft_len_ = 0;  // the controller's choice for the step being planned
 
   // Engine-thread state.
   std::unordered_map<uint64_t, std::unique_ptr<RequestState>> requests_;

@@ -24,11 +24,19 @@ double SpecController::step_cost(int num_decoding, int k) const {
   return 1.0 + k * (config_.draft_cost + config_.verify_cost);
 }
 
+double SpecController::step_gain(int num_decoding, int k) const {
+  if (std::optional<double> measured = costs_.tokens(num_decoding, k, steps_)) return *measured;
+  double expected = 1.0, term = 1.0;
+  for (int j = 1; j <= k; ++j) expected += term *= rate_;
+  return expected;
+}
+
 std::string SpecController::describe(int num_decoding) const {
   std::ostringstream s;
-  s << num_decoding << " decoding, acceptance rate " << rate_ << ", step cost by draft length:";
+  s << num_decoding << " decoding, acceptance rate " << rate_ << ", tokens/cost by draft length:";
   for (int k = 0; k <= config_.max_draft; ++k)
-    s << ' ' << step_cost(num_decoding, k) << (costs_.fresh(num_decoding, k, steps_) ? "" : "?");
+    s << ' ' << step_gain(num_decoding, k) << '/' << step_cost(num_decoding, k)
+      << (costs_.fresh(num_decoding, k, steps_) ? "" : "?");
   return s.str();
 }
 
@@ -38,11 +46,9 @@ int SpecController::draft_len(int num_decoding) {
   const int cap = std::clamp(fit, 0, config_.max_draft);
   if (!config_.adaptive || cap == 0) return cap;
   int best = 0;
-  double best_value = 1.0, expected = 1.0, term = 1.0;
+  double best_value = 1.0;
   for (int k = 1; k <= cap; ++k) {
-    term *= rate_;
-    expected += term;
-    const double value = expected / step_cost(num_decoding, k);
+    const double value = step_gain(num_decoding, k) / step_cost(num_decoding, k);
     if (value > best_value) best_value = value, best = k;
   }
   // Keep measuring while off: one token every 16 steps, or the rate could never recover.
@@ -52,8 +58,8 @@ int SpecController::draft_len(int num_decoding) {
   return best;
 }
 
-void SpecController::record_step(int num_seqs, int draft_tokens, double seconds) {
-  costs_.record(num_seqs, draft_tokens, seconds, steps_);
+void SpecController::record_step(int num_seqs, int k, double seconds, double tokens_per_seq) {
+  costs_.record(num_seqs, k, seconds, tokens_per_seq, steps_);
 }
 
 void SpecController::record(int64_t examined, int64_t accepted) {

@@ -32,10 +32,11 @@ struct SpecControlConfig {
 };
 
 // Chooses k per step from the measured acceptance rate and the batch: the k maximising
-// expected tokens per step (1 + a + ... + a^k for acceptance rate a) over its cost, within
-// max_step_tokens. The cost is the measured step time with k drafts over the time without
-// (record_step, StepCostTable::estimate), else the prior 1 + k * (draft_cost + verify_cost),
-// which is optimistic enough to get the longest drafts measured first.
+// tokens per step over its cost, within max_step_tokens. Tokens per step are what steps that
+// chose k gave at this batch size (record_step), else 1 + a + ... + a^k for acceptance rate
+// a. The cost is the measured step time with k over the time with none
+// (StepCostTable::estimate), else the prior 1 + k * (draft_cost + verify_cost), which is
+// optimistic enough to get the longest drafts measured first.
 class SpecController {
  public:
   explicit SpecController(const SpecControlConfig& config)
@@ -47,13 +48,15 @@ class SpecController {
   // first rejected one of each sequence; later ones were never compared) and accepted. Their
   // ratio estimates the per-token acceptance rate without the bias of short drafts.
   void record(int64_t examined, int64_t accepted);
-  // After a decode-only step: its wall time with draft_tokens drafts over num_seqs sequences
-  // (proposing included, so a draft model's passes count).
-  void record_step(int num_seqs, int draft_tokens, double seconds);
+  // After a decode-only step for which draft_len chose k: its wall time (proposing included,
+  // so a draft model's passes count) and the tokens it gave per sequence.
+  void record_step(int num_seqs, int k, double seconds, double tokens_per_seq);
   double acceptance_rate() const { return rate_; }
   // The cost of k drafts per sequence the controller uses now, in decode steps.
   double step_cost(int num_decoding, int k) const;
-  // The rate and the costs by k, for a debug log.
+  // Expected tokens per sequence and step with k drafts.
+  double step_gain(int num_decoding, int k) const;
+  // The rate, the gains and the costs by k, for a debug log.
   std::string describe(int num_decoding) const;
 
  private:

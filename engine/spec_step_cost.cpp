@@ -26,12 +26,13 @@ const StepCostTable::Entry& StepCostTable::at(int bucket, int k) const {
   return entries_[static_cast<size_t>(bucket * (max_draft_ + 1) + std::clamp(k, 0, max_draft_))];
 }
 
-void StepCostTable::record(int num_seqs, int draft_tokens, double seconds, int64_t step) {
-  if (num_seqs <= 0 || !(seconds > 0.0)) return;
-  const int k = static_cast<int>(std::lround(static_cast<double>(draft_tokens) / num_seqs));
+void StepCostTable::record(int num_seqs, int k, double seconds, double tokens_per_seq,
+                           int64_t step) {
+  if (num_seqs <= 0 || k < 0 || k > max_draft_ || !(seconds > 0.0)) return;
   auto& e = const_cast<Entry&>(at(bucket_of(num_seqs), k));
-  if (step - e.last > stale_after_) e.count = 0;  // the old figure no longer applies
+  if (step - e.last > stale_after_) e.count = 0;  // the old figures no longer apply
   e.last = step;
+  e.tokens += std::max(1.0 / (e.count + 1), 0.1) * (tokens_per_seq - e.tokens);
   // One slow step (a graph captured for a new shape, a preemption) must not decide: the
   // median of the first three starts the estimate, and later samples move it by at most 2x.
   if (e.count < kMinSamples) {
@@ -42,6 +43,12 @@ void StepCostTable::record(int num_seqs, int draft_tokens, double seconds, int64
   }
   ++e.count;
   e.seconds += 0.1 * (std::clamp(seconds, 0.5 * e.seconds, 2.0 * e.seconds) - e.seconds);
+}
+
+std::optional<double> StepCostTable::tokens(int num_seqs, int k, int64_t step) const {
+  const int b = bucket_of(num_seqs);
+  if (!fresh_at(b, k, step)) return std::nullopt;
+  return at(b, k).tokens;
 }
 
 bool StepCostTable::fresh_at(int bucket, int k, int64_t step) const {

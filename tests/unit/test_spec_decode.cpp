@@ -64,19 +64,20 @@ TEST_CASE("the controller drafts less as acceptance falls and stops when compute
   CHECK(fixed.draft_len(1) == 6);
 }
 
-TEST_CASE("the controller follows measured step costs over its prior", "[spec]") {
+TEST_CASE("the controller follows measured step costs and gains over its prior", "[spec]") {
   SpecControlConfig c;
   c.max_draft = 4;
   c.max_step_tokens = 1024;
   c.verify_cost = 0.07;  // the prior: verification nearly free
   SpecController ctl(c);
-  for (int i = 0; i < 50; ++i) ctl.record(10, 8);  // acceptance rate ~0.8
-  const int before = ctl.draft_len(16);
-  CHECK(before == 4);
+  for (int i = 0; i < 50; ++i) ctl.record(10, 8);         // acceptance rate ~0.8
+  const double gain[] = {1.0, 1.8, 2.44, 2.952, 3.3616};  // 1 + 0.8 + 0.8^2 + ...
+  CHECK(ctl.step_gain(16, 4) == Approx(gain[4]).epsilon(0.001));
+  CHECK(ctl.draft_len(16) == 4);
   // On this GPU and model a verified token costs a whole step at batch 16: 1.8 tokens for
   // 2 steps does not pay, nor does any longer draft.
   for (int i = 0; i < 5; ++i)
-    for (int k = 0; k <= 4; ++k) ctl.record_step(16, 16 * k, 1e-3 * (1.0 + 1.0 * k));
+    for (int k = 0; k <= 4; ++k) ctl.record_step(16, k, 1e-3 * (1.0 + 1.0 * k), gain[k]);
   CHECK(ctl.step_cost(16, 2) == Approx(3.0));
   int drafting = 0;
   for (int i = 0; i < 40; ++i) drafting += ctl.draft_len(16) > 0;
@@ -85,24 +86,30 @@ TEST_CASE("the controller follows measured step costs over its prior", "[spec]")
   CHECK(ctl.draft_len(1) == 4);
   // Where verification turns out cheap, the longest draft pays again.
   for (int i = 0; i < 50; ++i)
-    for (int k = 0; k <= 4; ++k) ctl.record_step(16, 16 * k, 1e-3 * (1.0 + 0.01 * k));
+    for (int k = 0; k <= 4; ++k) ctl.record_step(16, k, 1e-3 * (1.0 + 0.01 * k), gain[k]);
   CHECK(ctl.draft_len(16) == 4);
+  // Cheap, but the proposer rarely has anything to offer (its drafts are accepted when it
+  // does): a step that asks for drafts is not pipelined, and 1.05 tokens do not pay for it.
+  for (int i = 0; i < 50; ++i)
+    for (int k = 0; k <= 4; ++k) ctl.record_step(16, k, 1e-3 * (k == 0 ? 1.0 : 1.2), k ? 1.05 : 1);
+  CHECK(ctl.step_gain(16, 2) == Approx(1.05).epsilon(0.01));
+  CHECK(ctl.draft_len(16) == 0);
   // Figures go stale: after 600 steps unmeasured, the prior decides again.
-  for (int i = 0; i < 5; ++i)
-    for (int k = 0; k <= 4; ++k) ctl.record_step(16, 16 * k, 1e-3 * (1.0 + 1.0 * k));
   for (int i = 0; i < 600; ++i) ctl.draft_len(1);
   CHECK(ctl.step_cost(16, 2) == Approx(1.14));
+  CHECK(ctl.step_gain(16, 2) == Approx(gain[2]).epsilon(0.01));
 }
 
-TEST_CASE("the step cost table keys by batch size and drafts per sequence", "[spec]") {
+TEST_CASE("the step cost table keys by batch size and the chosen draft length", "[spec]") {
   StepCostTable t(4, 100);
-  t.record(5, 10, 2e-3, 1);  // batch 4-7, 2 drafts per sequence
-  t.record(6, 12, 4e-3, 2);
-  t.record(7, 14, 3e-3, 3);
+  t.record(5, 2, 2e-3, 2.0, 1);  // batch 4-7, 2 drafts per sequence asked
+  t.record(6, 2, 4e-3, 3.0, 2);
+  t.record(7, 2, 3e-3, 1.0, 3);
   CHECK_FALSE(t.relative(4, 2, 3));  // no baseline yet
-  for (int i = 0; i < 3; ++i) t.record(4, 0, 1e-3, 4);
+  for (int i = 0; i < 3; ++i) t.record(4, 0, 1e-3, 1.0, 4);
   REQUIRE(t.relative(4, 2, 4));
   CHECK(*t.relative(7, 2, 4) == Approx(3.0));  // the median of 2, 4 and 3 ms over 1 ms
+  CHECK(*t.tokens(7, 2, 4) == Approx(2.0));    // the mean tokens per sequence
   CHECK_FALSE(t.relative(8, 2, 4));            // another bucket
   // Unmeasured draft lengths and batch sizes: a line through what is, from the same or the
   // next batch bucket.
@@ -113,14 +120,15 @@ TEST_CASE("the step cost table keys by batch size and drafts per sequence", "[sp
   CHECK_FALSE(t.estimate(16, 1, 4));
   CHECK_FALSE(t.fresh(4, 2, 200));  // stale
   CHECK_FALSE(t.estimate(4, 1, 200));
+  t.record(4, 0, 0.0, 1.0, 0);   // ignored: no time
+  t.record(0, 0, 1e-3, 1.0, 0);  // ignored: no sequences
+  t.record(4, 5, 1e-3, 1.0, 0);  // ignored: beyond max_draft
   // A 50x outlier among the first samples (a graph capture) does not set the estimate, nor
   // does one later.
   StepCostTable u(2);
-  for (double ms : {50.0, 1.0, 1.1, 1.0, 60.0}) u.record(1, 0, 1e-3 * ms, 1);
-  for (double ms : {2.0, 2.1, 100.0}) u.record(1, 1, 1e-3 * ms, 1);
+  for (double ms : {50.0, 1.0, 1.1, 1.0, 60.0}) u.record(1, 0, 1e-3 * ms, 1.0, 1);
+  for (double ms : {2.0, 2.1, 100.0}) u.record(1, 1, 1e-3 * ms, 1.5, 1);
   CHECK(*u.relative(1, 1, 1) == Approx(2.1 / 1.2).epsilon(0.01));
-  t.record(4, 0, 1e-3, 0);  // ignored: no time
-  t.record(0, 0, 1e-3, 0);  // ignored: no sequences
 }
 
 // Verification by matching, as the runner does it: the target samples the token after the
