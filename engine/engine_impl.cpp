@@ -256,20 +256,28 @@ void EngineImpl::sweep_requests(Clock::time_point now) {
 
 std::optional<Clock::time_point> EngineImpl::step() {
   const Clock::time_point now = Clock::now();
-  if (parts_.proposer != nullptr) plan_drafts();
+  // The speculation controller's price of a step: its time from start to end, less any wait
+  // for the step before it to finish, except where that wait is what a pipelined step does
+  // (it stands for the device time). A pipelined step after a drained pipeline waits for
+  // nothing: not counted.
+  Clock::time_point started = now;
+  if (parts_.proposer != nullptr && plan_drafts()) started = Clock::now();
   StepPlan plan = scheduler_.schedule(now);
   const int step_tokens = plan.num_tokens, step_seqs = static_cast<int>(plan.seqs.size());
   num_waiting_.store(scheduler_.num_waiting(), std::memory_order_release);
   handle_failed(plan);
   preemptions_ += static_cast<int64_t>(plan.preempted.size());
   metrics_.add_preemptions(static_cast<int>(plan.preempted.size()));
-  const bool pipelined = parts_.async_scheduling && !plan.empty() && executor_->can_launch(plan);
+  // A step that asked for drafts runs synchronously also when none came back: the next
+  // proposals need its tokens, and its price is then that of a drafting step.
+  const bool pipelined = parts_.async_scheduling && !plan.empty() && spec_draft_len_ == 0 &&
+                         executor_->can_launch(plan);
   // A step that needs the host between steps waits for the one in flight first.
-  if (inflight_ && !pipelined) complete_inflight();
-  // The speculation controller's price of a step is its time from start to end: a pipelined
-  // one waits for its predecessor (the device time), one that drafts first waits the
-  // pipeline out. A pipelined step after a drained pipeline waits for nothing: not counted.
-  const bool timed = parts_.proposer != nullptr && (spec_draft_len_ > 0 || !pipelined || inflight_);
+  if (inflight_ && !pipelined) {
+    complete_inflight();
+    started = Clock::now();
+  }
+  const bool timed = parts_.proposer != nullptr && (!pipelined || inflight_);
   if (plan.empty()) {
     if (plan.retry_at != Clock::time_point{}) return plan.retry_at;
     return now + std::chrono::milliseconds(5);  // blocked on capacity: poll soon
@@ -293,7 +301,7 @@ std::optional<Clock::time_point> EngineImpl::step() {
     for (const ScheduledSeq& s : plan.seqs)
       if (s.sample) pending.push_back({s.id, kPendingToken});
     scheduler_.update(plan, pending);
-    if (timed) record_step_cost(plan, now, nullptr);
+    if (timed) record_step_cost(plan, started, nullptr);
     inflight_ = std::move(plan);  // kept for failing its sequences, should the wait throw
     ++pipelined_steps_;
   } else {
@@ -305,7 +313,7 @@ std::optional<Clock::time_point> EngineImpl::step() {
       record_verifications(out);
       process_output(out);
       // Its tokens' handling counts, as a pipelined step's wait includes its predecessor's.
-      if (timed) record_step_cost(plan, now, &out);
+      if (timed) record_step_cost(plan, started, &out);
       consecutive_failed_steps_ = 0;
     } catch (const std::exception& e) {
       note_step_failed(e.what());
@@ -343,19 +351,21 @@ std::vector<SeqId> EngineImpl::decoding_seqs() const {
   return decoding;
 }
 
-void EngineImpl::plan_drafts() {
+bool EngineImpl::plan_drafts() {
   std::vector<SeqId> decoding = decoding_seqs();
   const int k = spec_draft_len_ = spec_.draft_len(static_cast<int>(decoding.size()));
   if (steps_ % 256 == 0 && spdlog::should_log(spdlog::level::debug))
     spdlog::debug("speculation: {}", spec_.describe(static_cast<int>(decoding.size())));
-  if (k == 0) return;  // this step may be pipelined like any other
+  if (k == 0) return false;  // this step may be pipelined like any other
   // Proposals read the latest tokens: the step in flight must have delivered them.
-  if (inflight_) {
+  const bool waited = inflight_.has_value();
+  if (waited) {
     complete_inflight();
     decoding = decoding_seqs();
   }
   for (SeqId id : decoding)
     scheduler_.set_draft_len(id, parts_.proposer->draft_len(id, *scheduler_.tokens(id), k));
+  return waited;
 }
 
 void EngineImpl::record_step_cost(const StepPlan& plan, Clock::time_point start,

@@ -97,7 +97,7 @@ class EngineImpl final : public Engine, private SamplingSource {
   std::optional<Clock::time_point> step();
   // Speculative decoding: asks the proposer for drafts of the sequences about to decode.
   std::vector<SeqId> decoding_seqs() const;
-  void plan_drafts();
+  bool plan_drafts();  // true when it waited for the step in flight
   void record_step_cost(const StepPlan& plan, Clock::time_point start, const StepOutput* out);
   // Pipelined steps: waits for the step in flight, then does its bookkeeping.
   void complete_inflight();

@@ -46,13 +46,15 @@ int SpecController::draft_len(int num_decoding) {
   const int cap = std::clamp(fit, 0, config_.max_draft);
   if (!config_.adaptive || cap == 0) return cap;
   int best = 0;
-  double best_value = 1.0;
+  double best_value = 1.0, value_of_one = 0.0;
   for (int k = 1; k <= cap; ++k) {
     const double value = step_gain(num_decoding, k) / step_cost(num_decoding, k);
+    if (k == 1) value_of_one = value;
     if (value > best_value) best_value = value, best = k;
   }
-  // Keep measuring while off: one token every 16 steps, or the rate could never recover.
-  if (best == 0 && steps_ % 16 == 0) best = 1;
+  // Keep measuring while off, or the rate could never recover: one token every 16 steps, every
+  // 64 where drafting is far from paying (each probe stops the pipeline once).
+  if (best == 0 && steps_ % (value_of_one > 0.8 ? 16 : 64) == 0) best = 1;
   // And while on: a step without drafts every 64 until the baseline time is known.
   if (best > 0 && steps_ % 64 == 32 && !costs_.fresh(num_decoding, 0, steps_)) best = 0;
   return best;
