@@ -17,6 +17,7 @@
 #include "engine/model_runner.h"
 #include "engine/sampler.h"
 #include "model/tokenizer.h"
+#include "timeout_scale.h"
 
 namespace tessera::test {
 
@@ -180,13 +181,6 @@ struct ChoiceResult {
   int cached_prompt_tokens = 0;
   int num_events = 0;
 };
-
-// Sanitizer builds run the model 5-20x slower (scripts/sanitize.sh sets
-// TESSERA_TEST_TIMEOUT_SCALE): waits scale with it, so slowness is not reported as a failure.
-inline int timeout_scale() {
-  const char* v = std::getenv("TESSERA_TEST_TIMEOUT_SCALE");
-  return v != nullptr && std::atoi(v) > 1 ? std::atoi(v) : 1;
-}
 
 inline std::vector<ChoiceResult> collect(ResultStream& stream, int n,
                                          std::chrono::seconds timeout = std::chrono::seconds(60)) {

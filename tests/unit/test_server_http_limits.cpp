@@ -6,6 +6,7 @@
 
 #include "engine/result_stream_impl.h"
 #include "server_http_fixture.h"
+#include "timeout_scale.h"
 
 using namespace tessera;
 using namespace tessera::testing;
@@ -284,7 +285,8 @@ TEST_CASE("streams without a listener are polled; pipelining and 100-continue wo
 
 TEST_CASE("many open streams leave probes answering at once", "[http]") {
   Fixture f;
-  f.engine.token_delay = milliseconds(50);
+  const int scale = tessera::test::timeout_scale();  // the streams outlast a slow start
+  f.engine.token_delay = milliseconds(50) * scale;
   constexpr int kStreams = 200;
   std::vector<std::unique_ptr<RawConn>> conns;
   for (int i = 0; i < kStreams; ++i) {
@@ -292,13 +294,15 @@ TEST_CASE("many open streams leave probes answering at once", "[http]") {
     REQUIRE(conns.back()->send(
         raw_post("/v1/completions", R"({"prompt":"a","max_tokens":40,"stream":true})")));
   }
-  REQUIRE(eventually([&] { return f.engine.submitted.load() == kStreams; }, milliseconds(5000)));
+  REQUIRE(eventually([&] { return f.engine.submitted.load() == kStreams; },
+                     milliseconds(5000) * scale));
   for (int i = 0; i < 5; ++i) {
     const auto t0 = Clock::now();
     CHECK(f.get("/health").status == 200);
     CHECK(f.get("/metrics").body.find("tessera:http_active_streams 200") != std::string::npos);
-    CHECK(Clock::now() - t0 < milliseconds(500));
+    CHECK(Clock::now() - t0 < milliseconds(500) * scale);
   }
   conns.clear();  // every client leaves: every request is cancelled
-  CHECK(eventually([&] { return f.engine.finished.load() == kStreams; }, milliseconds(5000)));
+  CHECK(
+      eventually([&] { return f.engine.finished.load() == kStreams; }, milliseconds(5000) * scale));
 }
