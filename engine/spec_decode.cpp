@@ -55,8 +55,10 @@ int SpecController::draft_len(int num_decoding) {
   // Keep measuring while off, or the rate could never recover: one token every 16 steps, every
   // 64 where drafting is far from paying (each probe stops the pipeline once).
   if (best == 0 && steps_ % (value_of_one > 0.8 ? 16 : 64) == 0) best = 1;
-  // And while on: a step without drafts every 64 until the baseline time is known.
-  if (best > 0 && steps_ % 64 == 32 && !costs_.fresh(num_decoding, 0, steps_)) best = 0;
+  // And while on: two steps without drafts every 64 until the baseline time is known (the
+  // first one after a drafting step is not timed: it waits for no step before it).
+  if (best > 0 && steps_ % 64 >= 32 && steps_ % 64 < 34 && !costs_.fresh(num_decoding, 0, steps_))
+    best = 0;
   return best;
 }
 

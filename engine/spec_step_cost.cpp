@@ -60,12 +60,6 @@ bool StepCostTable::fresh(int num_seqs, int k, int64_t step) const {
   return fresh_at(bucket_of(num_seqs), k, step);
 }
 
-std::optional<double> StepCostTable::relative(int num_seqs, int k, int64_t step) const {
-  const int b = bucket_of(num_seqs);
-  if (!fresh_at(b, k, step) || !fresh_at(b, 0, step)) return std::nullopt;
-  return at(b, k).seconds / at(b, 0).seconds;
-}
-
 std::optional<double> StepCostTable::estimate_at(int b, int k, int64_t step) const {
   if (!fresh_at(b, 0, step)) return std::nullopt;
   const double base = at(b, 0).seconds;

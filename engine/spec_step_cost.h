@@ -20,12 +20,10 @@ class StepCostTable {
   // A decode-only step of num_seqs sequences, for which the controller chose k, took
   // seconds and gave tokens_per_seq tokens per sequence (1 + accepted drafts).
   void record(int num_seqs, int k, double seconds, double tokens_per_seq, int64_t step);
-  // Step time with k drafts per sequence over the time with none, at this batch size; empty
-  // unless both are measured and fresh.
-  std::optional<double> relative(int num_seqs, int k, int64_t step) const;
-  // The best guess from what is measured: relative() where it exists, else a line through
-  // the longest measured draft of this batch size, else the same from the next smaller or
-  // larger batch size; empty when none of these is measured.
+  // Step time with k drafts per sequence over the time with none: measured at this batch
+  // size where both are fresh, else a line through the longest measured draft of this batch
+  // size, else the same from the next smaller or larger batch size; empty when none of these
+  // is measured.
   std::optional<double> estimate(int num_seqs, int k, int64_t step) const;
   bool fresh(int num_seqs, int k, int64_t step) const;
   // Mean tokens per sequence of the steps that chose k at this batch size, once fresh.
