@@ -23,8 +23,8 @@ def start_server():
     """Factory for tests that need their own server (policy, api key, small queue...)."""
     started = []
 
-    def start(*args, env=None):
-        s = Server(*args, env=env)
+    def start(*args, env=None, model=None):
+        s = Server(*args, env=env, model=model)
         started.append(s)
         return s
 

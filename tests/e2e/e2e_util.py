@@ -32,16 +32,17 @@ def free_port() -> int:
 class Server:
     """One `tessera serve` process on free ports; logs go to a temp file."""
 
-    def __init__(self, *args: str, env: dict | None = None):
+    def __init__(self, *args: str, env: dict | None = None, model: Path | None = None):
         if not BIN.exists():
             pytest.fail(f"tessera binary not built: {BIN} (set TESSERA_BIN)")
         if not MODEL.exists():
             pytest.fail(f"default model missing: {MODEL} (run scripts/fetch_model.sh)")
+        model = model or MODEL
         self.port = free_port()
         self.grpc_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="tessera-e2e-", suffix=".log", delete=False)
-        cmd = [str(BIN), "serve", "--model", str(MODEL), "--host", "127.0.0.1",
+        cmd = [str(BIN), "serve", "--model", str(model), "--host", "127.0.0.1",
                "--port", str(self.port), "--grpc-port", str(self.grpc_port), *args]
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO,
