@@ -263,6 +263,10 @@ std::optional<Clock::time_point> EngineImpl::step() {
   Clock::time_point started = now;
   if (parts_.proposer != nullptr && plan_drafts()) started = Clock::now();
   StepPlan plan = scheduler_.schedule(now);
+  if (parts_.proposer != nullptr) {
+    parts_.proposer->forget(plan.preempted);
+    parts_.proposer->forget(plan.released);
+  }
   const int step_tokens = plan.num_tokens, step_seqs = static_cast<int>(plan.seqs.size());
   num_waiting_.store(scheduler_.num_waiting(), std::memory_order_release);
   handle_failed(plan);

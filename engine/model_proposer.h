@@ -5,8 +5,10 @@
 //     head. It writes those layers' KV into the target's own cache at the draft positions;
 //     the verification pass rewrites them for every position it computes, so no extra KV.
 //   draft model: a second, smaller model sharing the tokenizer, with its own KV cache of the
-//     same block count, addressed through the target's block tables. It also runs every
-//     prefill chunk the target runs, so its cache covers what the target's covers.
+//     same block count, addressed through the target's block tables. It runs only in steps
+//     that draft: it first catches up on the tokens its cache lacks (the whole sequence the
+//     first time, what was decoded meanwhile later), so steps without drafts cost nothing
+//     and pipeline like plain decoding.
 #include <unordered_map>
 
 #include "engine/proposer.h"
@@ -21,20 +23,32 @@ class ModelProposer final : public Proposer {
   // separate draft with its own cache. pad_decode_batches: pad single-token passes to
   // padded_decode_batch() sizes (backends replaying CUDA graphs). cost: one draft pass
   // relative to a target decode step.
+  // catchup_tokens: the most tokens of one catch-up pass of a draft model.
   ModelProposer(LlamaModel& model, int num_layers, bool own_kv, int block_size,
-                bool pad_decode_batches, double cost);
+                bool pad_decode_batches, double cost, int catchup_tokens = 512);
   const char* name() const override { return own_kv_ ? "draft" : "early-exit"; }
-  int draft_len(SeqId, std::span<const int32_t>, int k) override { return k; }
+  int draft_len(SeqId id, std::span<const int32_t> tokens, int k) override;
   std::vector<std::vector<int32_t>> propose(
       const StepPlan& plan, const StepLayout& layout,
       std::span<const std::pair<int32_t, int32_t>> copies) override;
   void verified(const StepPlan& plan, std::span<const int> accepted) override;
-  bool runs_every_step() const override { return own_kv_; }
+  void forget(std::span<const SeqId> ids) override;
   double draft_cost() const override { return cost_; }
+  // Positions of a sequence whose KV the draft model's cache holds (tests).
+  int draft_computed(SeqId id) const;
 
  private:
+  // What a draft model's own cache holds of a sequence.
+  struct DraftState {
+    int computed = 0;              // positions [0, computed) are in the cache
+    std::vector<int32_t> pending;  // known tokens from `computed` on, set by draft_len()
+  };
+
   // Runs one pass and returns the argmax token of each logits row.
   std::vector<int32_t> run_pass(StepPlan& pass);
+  // Draft model: feeds each drafting sequence's known tokens that its cache lacks, all but
+  // the last few (pass 0 takes those), in passes of at most catchup_tokens_.
+  void catch_up(const StepPlan& plan, std::span<const size_t> drafting);
 
   LlamaModel& model_;
   int num_layers_;
@@ -42,11 +56,8 @@ class ModelProposer final : public Proposer {
   int block_size_;
   bool pad_;
   double cost_;
-  // Draft model: when every draft was accepted, the last draft token's KV is missing from
-  // the draft cache (it was proposed, never fed): sequence -> (position, token), fed first
-  // at the next step.
-  std::unordered_map<SeqId, std::pair<int, int32_t>> gap_;
-  std::unordered_map<SeqId, int32_t> last_draft_;  // this step's final draft token
+  int catchup_tokens_;
+  std::unordered_map<SeqId, DraftState> draft_;  // draft model only
 };
 
 }  // namespace tessera

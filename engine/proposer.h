@@ -26,10 +26,9 @@ class Proposer {
   // Draft tokens it offers now for a sequence whose known tokens are `tokens` (prompt and
   // generated), at most k; 0 when it has nothing to offer.
   virtual int draft_len(SeqId id, std::span<const int32_t> tokens, int k) = 0;
-  // Runs every step (drafts or not, so a draft model keeps its KV in step with the target):
-  // copies are this step's copy-on-write block copies, layout the target's step layout
-  // (draft slots still hold placeholders). Returns, aligned with plan.seqs, the proposed
-  // tokens of each sequence (exactly num_draft of them; empty when num_draft == 0).
+  // Runs every step, drafts or not: copies are this step's copy-on-write block copies, layout the
+  // target's step layout (draft slots still hold placeholders). Returns, aligned with plan.seqs,
+  // the proposed tokens of each sequence (exactly num_draft of them; empty when num_draft == 0).
   virtual std::vector<std::vector<int32_t>> propose(
       const StepPlan& plan, const StepLayout& layout,
       std::span<const std::pair<int32_t, int32_t>> copies) = 0;
@@ -38,8 +37,11 @@ class Proposer {
     (void)plan;
     (void)accepted;
   }
-  // Whether propose() must see every step, drafts or not (a draft model's own KV cache);
-  // otherwise steps without drafts can be pipelined like plain decoding.
+  // Sequences preempted (their blocks freed, to be recomputed) or released: whatever the
+  // proposer keeps of them is stale.
+  virtual void forget(std::span<const SeqId> ids) { (void)ids; }
+  // Whether propose() must see every step, drafts or not; otherwise steps without drafts
+  // can be pipelined like plain decoding.
   virtual bool runs_every_step() const { return false; }
   // Relative cost of proposing one token, in target decode steps (0 for a lookup).
   virtual double draft_cost() const { return 0.0; }

@@ -58,7 +58,8 @@ Speculation make_speculation(const EngineConfig& c, LlamaModel& target, LlamaMod
     // Cost by parameter count: decode is bound by reading the weights.
     const double cost = static_cast<double>(dc.num_parameters()) /
                         std::max<double>(1.0, static_cast<double>(tc.num_parameters()));
-    s.proposer = std::make_unique<ModelProposer>(*draft, 0, true, c.block_size, pad, cost);
+    s.proposer = std::make_unique<ModelProposer>(*draft, 0, true, c.block_size, pad, cost,
+                                                 c.max_num_batched_tokens);
   }
   s.control.draft_cost = s.proposer->draft_cost();
   spdlog::info(

@@ -94,6 +94,23 @@ def test_speculation_under_preemption(server, start_server):
     assert s.wait_metric("tessera:kv_cache_used_blocks", 0) == 0
 
 
+def test_draft_model_under_preemption(server, start_server):
+    # The draft model's own cache follows the target's block tables; a preempted sequence's
+    # blocks are freed, so the draft must compute it again (the served model as its own
+    # draft: any stale draft KV shows as rejected drafts).
+    prompts = [f"Count: {i} {i + 1} {i + 2} {i} {i + 1} {i + 2} {i} {i + 1}" for i in range(8)]
+    reference = texts(run_all(server, prompts, 8, max_tokens=40))
+    s = start_server("--speculative", "draft", "--draft-model", str(MODEL), *FORCE,
+                     "--kv-cache-mb", "8", "--max-num-seqs", "8", "--no-prefix-caching")
+    results = run_all(s, prompts, 8, max_tokens=40)
+    assert (s.metric("tessera:num_preemptions_total") or 0) > 0, "no preemption happened"
+    assert texts(results) == reference
+    drafted = s.metric("tessera:spec_decode_num_draft_tokens_total")
+    accepted = s.metric("tessera:spec_decode_num_accepted_tokens_total")
+    assert drafted > 0 and accepted / drafted > 0.95, (accepted, drafted)
+    assert s.wait_metric("tessera:kv_cache_used_blocks", 0) == 0
+
+
 def test_speculation_with_stops_logprobs_n_and_cancellation(server, start_server):
     s = start_server("--speculative", "ngram", *FORCE)
     prompt = COPY[3]
