@@ -45,6 +45,32 @@ inline void tile(const uint8_t* const* w_rows, const float* x, int64_t ldx, int6
     for (int r = 0; r < kNR; ++r) acc_out[i][r] = hsum16(acc[i][r] + acc2[i][r]);
 }
 
+// Without AVX-512 a F32x16 is two ymm registers and only 16 exist: `tile`'s 4 x kNR x 2
+// accumulators and kNR cached x groups spill on every group, so a 2-4 row step cost 2-3x a
+// matvec per row. Here one weight row at a time: its decoded group stays in registers and
+// is reused for every activation row, whose x is read from L1 instead of held.
+template <DType kT, int kNR>
+inline void tile_narrow(const uint8_t* w_row, const float* x, int64_t ldx, int64_t groups,
+                        float (&acc_out)[1][kNR]) {
+  F32x16 acc[kNR];
+  for (int r = 0; r < kNR; ++r) acc[r] = F32x16{};
+  for (int64_t g = 0; g < groups; ++g) {
+    F32x16 lo, hi;
+    Block<kT>::load(w_row + g * Block<kT>::kBytes, lo, hi);
+    for (int r = 0; r < kNR; ++r) {
+      acc[r] += lo * load16(x + r * ldx + g * kGroup);
+      acc[r] += hi * load16(x + r * ldx + g * kGroup + 16);
+    }
+  }
+  for (int r = 0; r < kNR; ++r) acc_out[0][r] = hsum16(acc[r]);
+}
+
+#if defined(__AVX512F__)
+constexpr bool kWideRegisters = true;
+#else
+constexpr bool kWideRegisters = false;
+#endif
+
 // Adds the values of a float-typed row past the last whole group (quantized rows have none).
 template <DType kT>
 float tail_dot(const uint8_t* w_row, const float* x, int64_t from, int64_t cols) {
@@ -66,7 +92,10 @@ inline void block_out(const uint8_t* w, size_t w_stride, int64_t n0, const float
   for (int i = 0; i < kNW; ++i) w_rows[i] = w + (n0 + i) * w_stride;
   const int64_t groups = cols / kGroup;
   float acc[kNW][kNR];
-  tile<kT, kNW, kNR>(w_rows, x + r0 * ldx, ldx, groups, acc);
+  if constexpr (!kWideRegisters && kNW == 1)
+    tile_narrow<kT, kNR>(w_rows[0], x + r0 * ldx, ldx, groups, acc);
+  else
+    tile<kT, kNW, kNR>(w_rows, x + r0 * ldx, ldx, groups, acc);
   for (int i = 0; i < kNW; ++i) {
     for (int r = 0; r < kNR; ++r) {
       float v = acc[i][r];
@@ -82,7 +111,7 @@ inline void block_out(const uint8_t* w, size_t w_stride, int64_t n0, const float
 template <DType kT, int kNR>
 void rows_against(const uint8_t* w, size_t w_stride, int64_t nb, int64_t ne, const float* x,
                   int64_t ldx, int64_t r0, int64_t cols, float* out, int64_t ldo) {
-  constexpr int kNW = kNR <= 2 ? 4 : 2;
+  constexpr int kNW = !kWideRegisters ? 1 : kNR <= 2 ? 4 : 2;
   int64_t n = nb;
   for (; n + kNW <= ne; n += kNW)
     block_out<kT, kNW, kNR>(w, w_stride, n, x, ldx, r0, cols, out, ldo);
