@@ -61,7 +61,9 @@ def reference_logprobs(t, cfg, ids):
     """Log-probabilities after the last of ids, in float64."""
     g = {k: v.astype(np.float64) for k, v in t.items()}
     heads, kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    eps, theta = cfg["rms_norm_eps"], cfg["rope_theta"]
+    # transformers >= 5 nests rope_theta in rope_parameters (setup.sh writes either form).
+    theta = cfg.get("rope_theta") or cfg["rope_parameters"]["rope_theta"]
+    eps = cfg["rms_norm_eps"]
     h = g["model.embed_tokens.weight"][ids]
     n, hd = len(ids), cfg["hidden_size"] // heads
     mask = np.triu(np.full((n, n), -np.inf), 1)
