@@ -104,7 +104,8 @@ std::vector<std::vector<int32_t>> ModelProposer::propose(
       const int known = s.end - s.num_draft;
       if (it == draft_.end() ||
           it->second.computed + static_cast<int>(it->second.pending.size()) != known) {
-        // Not announced by draft_len(): propose the last token again (verification rejects).
+        // Not announced by draft_len(): repeat the last token (verification keeps only what
+        // the served model agrees with).
         drafts[i].assign(static_cast<size_t>(s.num_draft), s.tokens[known - 1 - s.start]);
         continue;
       }
