@@ -8,7 +8,7 @@
 //   3. offline throughput, all requests queued at once, for in/out = 128/128, 1000/1000,
 //      2048/2048 (output tokens / total wall time, prefill included).
 // Options: --quick (one offline scenario); --decode-only (batch 1-64 decode, nothing else);
-// --gemv-only (each projection alone at 1, 4 and 8 rows); --weights bf16|fp8|int8|int4 (the
+// --gemv-only (each projection alone at 1-64 rows); --weights bf16|fp8|int8|int4 (the
 // projections kept quantized on the GPU: fp8 e4m3 per channel, int8 / int4 symmetric in groups of
 // 128; the embedding and LM head stay bf16, as in FP8 / GPTQ / AWQ checkpoints).
 #include <chrono>
@@ -396,7 +396,7 @@ int main(int argc, char** argv) {
     if (has("--gemv-only")) {
       s.layers = 1;
       Model m(ops, s, quant);
-      for (int rows : {1, 4, 8}) m.time_projections(rows);
+      for (int rows : {1, 4, 8, 16, 32, 64}) m.time_projections(rows);
       return 0;
     }
     Model m(ops, s, quant);

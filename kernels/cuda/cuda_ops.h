@@ -143,8 +143,13 @@ class CudaOps final : public Ops {
   void reserve_fp8_activations(int tokens);
   DeviceBuffer dequant_scratch_;  // a quantized weight as bf16, for larger batches
   DeviceBuffer act_scratch_;      // per-token FP8 activations and their scales
-  int64_t max_fp8_cols_ = 0;      // widest fp8 weight uploaded (sizes act_scratch_)
-  bool fp8_gemm_ok_ = true;       // false once cuBLASLt had no FP8 algorithm
+  // Split-k partials and counters of the int4 GEMM, zeroed when reserved: at the first tiled
+  // int4 upload, or at the first GEMM outside a graph capture (weights made on the device);
+  // nullptr before (the GEMM then runs unsplit).
+  DeviceBuffer int4_gemm_scratch_;
+  void* int4_gemm_ws();
+  int64_t max_fp8_cols_ = 0;  // widest fp8 weight uploaded (sizes act_scratch_)
+  bool fp8_gemm_ok_ = true;   // false once cuBLASLt had no FP8 algorithm
 
  public:
   // Whether fp8 weights at more than kMaxQuantGemvRows rows take the cuBLASLt FP8 GEMM.

@@ -1,6 +1,7 @@
 // CudaOps for weights kept quantized on the GPU (fp8 / int8 / int4, kernels/weight_scheme.h):
 // upload without dequantizing, and the kernel choice per batch size:
 //   rows <= kMaxQuantGemvRows  the quantized GEMV (dequantization in registers);
+//   tiled int4, up to 64 rows  the int4 tensor-core GEMM (gemm_int4_mma.cu), same decoding;
 //   fp8, more rows             W8A8: per-token dynamic FP8 activations, cuBLASLt FP8 GEMM,
 //                              then per-token x per-channel output scaling;
 //   int8 / int4, more rows     dequantize the weight to a bf16 scratch, cuBLASLt bf16.
@@ -36,9 +37,9 @@ bool fp8_gemm_enabled() {
   return on;
 }
 
-// Up to this many rows tiled int4 weights take the tensor-core GEMV in chunks of
-// kMaxQuantGemvRows rather than a bf16 copy of the weight for cuBLASLt: each chunk reads a
-// quarter of the bf16 bytes, the copy writes and reads them all (bench/results/gpu.md).
+// Up to this many rows tiled int4 weights stay in the quantized kernels (the GEMM, or the
+// GEMV in chunks of kMaxQuantGemvRows where TESSERA_INT4_GEMM=0) rather than a bf16 copy of
+// the weight for cuBLASLt, which writes and reads all the bf16 bytes (bench/results/gpu.md).
 // TESSERA_INT4_GEMV_ROWS overrides it (measurements).
 int int4_gemv_rows(const QuantWeightArgs& a) {
   static const int rows = [] {
@@ -53,11 +54,17 @@ bool gemv_takes_rows(int rows, const QuantWeightArgs& a) {
   return rows <= kMaxQuantGemvRows || rows <= int4_gemv_rows(a);
 }
 
-// Calls f(first_row, count) for consecutive chunks of at most kMaxQuantGemvRows rows.
+// Calls f(first_row, count, gemm) for consecutive chunks of rows: with the int4 GEMM, chunks
+// of up to kMaxInt4GemmRows rows (gemm = true; a last one of at most kMaxQuantGemvRows takes
+// the GEMV), else of kMaxQuantGemvRows rows.
 template <class F>
-void for_each_row_chunk(int rows, F&& f) {
-  for (int r0 = 0; r0 < rows; r0 += kMaxQuantGemvRows)
-    f(r0, std::min(kMaxQuantGemvRows, rows - r0));
+void for_each_row_chunk(int rows, bool gemm, F&& f) {
+  for (int r0 = 0; r0 < rows;) {
+    const bool big = gemm && rows - r0 > kMaxQuantGemvRows;
+    const int m = std::min(big ? kMaxInt4GemmRows : kMaxQuantGemvRows, rows - r0);
+    f(r0, m, big);
+    r0 += m;
+  }
 }
 
 // Weights this large only reach the LM head, which takes the GEMV: no dequantize scratch.
@@ -103,6 +110,7 @@ Weight CudaOps::upload_scheme(const HostTensor& t) {
     std::vector<uint8_t> tiled(int4_tiled_bytes(probe.n, probe.k));
     tile_int4(static_cast<const uint8_t*>(v.data), probe.n, probe.k, tiled.data());
     w.data = put(tiled.data(), tiled.size());
+    int4_gemm_ws();
   } else {
     w.data = put(v.data, data_bytes);
   }
@@ -115,6 +123,15 @@ Weight CudaOps::upload_scheme(const HostTensor& t) {
     if (t.scheme.kind == QuantKind::kFp8) max_fp8_cols_ = std::max(max_fp8_cols_, t.cols);
   }
   return w;
+}
+
+void* CudaOps::int4_gemm_ws() {
+  if (int4_gemm_scratch_.ptr == nullptr && !capturing() &&
+      int4_gemm_scratch_.reserve(gemm_int4_workspace_bytes())) {
+    check_cuda(cudaMemset(int4_gemm_scratch_.ptr, 0, int4_gemm_scratch_.bytes), "memset");
+    clear_graphs();
+  }
+  return int4_gemm_scratch_.ptr;
 }
 
 QuantWeightArgs CudaOps::quant_args(const Weight& w) {
@@ -146,10 +163,15 @@ void CudaOps::matmul_scheme(const void* x, int rows, const Weight& w, void* out,
   const bool gemv = gemv_quant_supported(a);
   if (gemv && (out_f32 || gemv_takes_rows(rows, a))) {
     // The LM head's rows go through in chunks: its f32 logits have no cuBLASLt path here.
-    for_each_row_chunk(rows, [&](int r0, int m) {
+    for_each_row_chunk(rows, gemm_int4_mma_supported(a), [&](int r0, int m, bool gemm) {
       const void* xr = static_cast<const uint8_t*>(x) + size_t(r0) * a.k * 2;
       void* o = static_cast<uint8_t*>(out) + size_t(r0) * a.n * (out_f32 ? 4 : 2);
-      check_cuda(launch_gemv_quant(xr, m, a, o, out_f32, stream_), "gemv_quant");
+      if (gemm) {
+        check_cuda(launch_gemm_int4_mma(xr, m, a, o, out_f32, int4_gemm_ws(), stream_),
+                   "gemm_int4_mma");
+      } else {
+        check_cuda(launch_gemv_quant(xr, m, a, o, out_f32, stream_), "gemv_quant");
+      }
     });
     return;
   }
@@ -198,12 +220,17 @@ bool CudaOps::matmul_multi_scheme(const void* x, int rows, std::span<const Weigh
   }
   const int count = static_cast<int>(ws.size());
   if (!gemv_quant_mma_multi_supported(a, count) || !gemv_takes_rows(rows, a[0])) return false;
-  for_each_row_chunk(rows, [&](int r0, int m) {
+  const bool gemm = gemm_int4_mma_multi_supported(a, count);
+  for_each_row_chunk(rows, gemm, [&](int r0, int m, bool big) {
     void* o[kMax];
     for (int i = 0; i < count; ++i) o[i] = static_cast<uint8_t*>(outs[i]) + size_t(r0) * a[i].n * 2;
-    check_cuda(launch_gemv_quant_mma_multi(static_cast<const uint8_t*>(x) + size_t(r0) * a[0].k * 2,
-                                           m, a, o, count, stream_),
-               "gemv_quant_mma_multi");
+    const void* xr = static_cast<const uint8_t*>(x) + size_t(r0) * a[0].k * 2;
+    if (big) {
+      check_cuda(launch_gemm_int4_mma_multi(xr, m, a, o, count, int4_gemm_ws(), stream_),
+                 "gemm_int4_mma_multi");
+    } else {
+      check_cuda(launch_gemv_quant_mma_multi(xr, m, a, o, count, stream_), "gemv_quant_mma_multi");
+    }
   });
   return true;
 }
@@ -213,11 +240,15 @@ bool CudaOps::gate_up_silu_scheme(const void* x, int rows, const Weight& gate, c
   if (deterministic_ || rows < 1 || !is_scheme(gate) || !is_scheme(up)) return false;
   const QuantWeightArgs g = quant_args(gate), u = quant_args(up);
   if (!gemv_quant_mma_gate_up_supported(g, u) || !gemv_takes_rows(rows, g)) return false;
-  for_each_row_chunk(rows, [&](int r0, int m) {
-    check_cuda(launch_gemv_quant_mma_gate_up(
-                   static_cast<const uint8_t*>(x) + size_t(r0) * g.k * 2, m, g, u,
-                   static_cast<uint8_t*>(out) + size_t(r0) * g.n * 2, stream_),
-               "gemv_quant_mma_gate_up");
+  for_each_row_chunk(rows, gemm_int4_mma_gate_up_supported(g, u), [&](int r0, int m, bool big) {
+    const void* xr = static_cast<const uint8_t*>(x) + size_t(r0) * g.k * 2;
+    void* o = static_cast<uint8_t*>(out) + size_t(r0) * g.n * 2;
+    if (big) {
+      check_cuda(launch_gemm_int4_mma_gate_up(xr, m, g, u, o, int4_gemm_ws(), stream_),
+                 "gemm_int4_mma_gate_up");
+    } else {
+      check_cuda(launch_gemv_quant_mma_gate_up(xr, m, g, u, o, stream_), "gemv_quant_mma_gate_up");
+    }
   });
   return true;
 }

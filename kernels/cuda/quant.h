@@ -75,6 +75,25 @@ cudaError_t launch_gemv_quant_mma_gate_up(const void* x, int m, const QuantWeigh
                                           const QuantWeightArgs& up, void* out,
                                           cudaStream_t stream);
 
+// Batches of 9..kMaxInt4GemmRows rows over tiled int4 weights (gemm_int4_mma.cu): the same
+// operations as the three GEMV launches above, each weight read once for all rows.
+// workspace: gemm_int4_workspace_bytes() of device memory, zeroed once and then owned by one
+// stream (split-k partials and counters that every launch leaves at zero); nullptr: no split.
+// TESSERA_INT4_GEMM=0 leaves these batches to the GEMV in chunks of 8 rows (measurements).
+constexpr int kMaxInt4GemmRows = 64;
+size_t gemm_int4_workspace_bytes();
+bool gemm_int4_mma_supported(const QuantWeightArgs& w);
+cudaError_t launch_gemm_int4_mma(const void* x, int m, const QuantWeightArgs& w, void* out,
+                                 bool out_f32, void* workspace, cudaStream_t stream);
+bool gemm_int4_mma_multi_supported(const QuantWeightArgs* ws, int count);
+cudaError_t launch_gemm_int4_mma_multi(const void* x, int m, const QuantWeightArgs* ws,
+                                       void* const* outs, int count, void* workspace,
+                                       cudaStream_t stream);
+bool gemm_int4_mma_gate_up_supported(const QuantWeightArgs& gate, const QuantWeightArgs& up);
+cudaError_t launch_gemm_int4_mma_gate_up(const void* x, int m, const QuantWeightArgs& gate,
+                                         const QuantWeightArgs& up, void* out, void* workspace,
+                                         cudaStream_t stream);
+
 // out: [n, k] bf16 = the weight's values.
 cudaError_t launch_dequant_weight(const QuantWeightArgs& w, void* out, cudaStream_t stream);
 

@@ -258,7 +258,9 @@ int main() {
         scheme(QuantKind::kInt8, 48, false, false, false),  // groups straddling 16-byte units
     };
     for (const QuantScheme& s : schemes) {
-      for (int rows : {1, 3, 8, 9, 64})
+      // 9-64 rows: tiled int4 takes the GEMM (gemm_int4_mma.cu) with 2, 4 or 8 column tiles;
+      // 70 rows: a 64-row GEMM chunk, then 6 rows through the GEMV.
+      for (int rows : {1, 3, 8, 9, 17, 33, 64, 70})
         check_scheme_matmul(*gpu, *cpu, rng, rep, s, rows, 1000, 2048, false);
       check_scheme_matmul(*gpu, *cpu, rng, rep, s, 300, 512, 1024, false);
       check_scheme_matmul(*gpu, *cpu, rng, rep, s, 1, 4096, 4096, false);
@@ -270,11 +272,13 @@ int main() {
       check_scheme_matmul(*gpu, *cpu, rng, rep, s, 2, 14336, 4096, false);
       check_scheme_matmul(*gpu, *cpu, rng, rep, s, 5, 4096, 14336, false);
       check_scheme_matmul(*gpu, *cpu, rng, rep, s, 128, 4096, 14336, false);
+      check_scheme_matmul(*gpu, *cpu, rng, rep, s, 64, 14336, 4096, false);
+      check_scheme_matmul(*gpu, *cpu, rng, rep, s, 40, 4096, 14336, false);
     }
     for (int rows : {1, 4, 16}) check_fused(*gpu, *cpu, rng, rep, rows);
     for (QuantKind k : {QuantKind::kInt4, QuantKind::kFp8}) {
-      // 20 rows: int4 takes the fused launches in chunks of 8 rows, fp8 the separate matmuls.
-      for (int rows : {1, 2, 5, 8, 20}) check_fused_same(*gpu, *cpu, rng, rep, k, rows);
+      // 20-64 rows: int4 takes the fused GEMM launches, fp8 the separate matmuls.
+      for (int rows : {1, 2, 5, 8, 20, 40, 64}) check_fused_same(*gpu, *cpu, rng, rep, k, rows);
     }
     for (KvDtype t : {KvDtype::kBF16, KvDtype::kFp8, KvDtype::kInt8}) {
       for (int d : {64, 128}) check_kv_cache(*gpu, *cpu, rep, t, d);
