@@ -73,7 +73,7 @@ __device__ __forceinline__ void stage_x(uint4* xs, const uint4* xg, int M, int p
 // NB column tiles of 8 batch rows (M <= 8 * NB); rows from M on are zeros in shared memory
 // and never stored. blockIdx.y is the split of k.
 template <int NB, typename TOut>
-__global__ void __launch_bounds__(kWarps * 32)
+__global__ void __launch_bounds__(kWarps * 32, NB == 2 ? 4 : 2)
     gemm_int4_mma_kernel(const bf16* __restrict__ x, const MmaGroup p, const int M,
                          float* __restrict__ partials, int* __restrict__ counters) {
   extern __shared__ uint4 xs[];  // [2][NB * 8][kPitch]
