@@ -5,10 +5,11 @@
 // per step of the 8B shape against fp8's 7.2, bench/results/gpu.md). Here a warp keeps up to
 // 8 column tiles (64 batch rows) of accumulators, so each weight word is decoded once and
 // feeds up to 16 mmas. The warps of a CTA own consecutive 16-row tiles (not a split of k, as
-// in the GEMV) and share x: a chunk of kChunkBlocks k-blocks of every batch row is staged in
-// shared memory, in the mma order and lane interleave of the GEMV's staged x. The weights
-// stream from HBM into registers, two rounds of two k-blocks ahead; the zero point is taken
-// off in bf16 before the mma (exact: small integers), the group scale in f32 per k-block.
+// in the GEMV) and share x: chunks of kChunk k-blocks of every batch row are staged in shared
+// memory by cp.async, double-buffered, in the GEMV's lane interleave (the mma order is applied
+// as x is read). The weights stream from HBM into registers two rounds ahead; the zero point
+// is taken off in bf16 before the mma (exact: small integers), the group scale in f32 per
+// k-block. Few tiles split k across CTAs (see kMaxSplits).
 // Measured on the H200 in bench/results/gpu.md.
 #include <cuda_bf16.h>
 

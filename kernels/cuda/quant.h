@@ -3,6 +3,7 @@
 // tensor / per channel, int8 and int4 group-wise with optional zero points and act-order
 // g_idx), in the canonical layouts as uploaded:
 //   - a weight-streaming GEMV for decode-sized batches that dequantizes in registers;
+//   - for tiled int4 at 9-64 rows, a tensor-core GEMM that reads each weight once;
 //   - a dequantizer to bf16 (larger int8 / int4 batches: dequantize, then cuBLASLt);
 //   - per-token dynamic FP8 quantization of activations and the output scaling that
 //     completes a cuBLASLt FP8 GEMM (W8A8 for larger batches).
