@@ -138,6 +138,8 @@ int main(int argc, char** argv) {
   app.add_option("--model", o.engine.model, "GGUF file, HF folder or dummy:<config.json>[?dtype=]")
       ->capture_default_str();
   app.add_option("--device", o.engine.device, "auto | cpu | cuda")->capture_default_str();
+  app.add_option("--gguf-weights", o.engine.gguf_weights, "GPU: bf16 | blocks")
+      ->capture_default_str();
   app.add_option("--threads", o.engine.num_threads, "CPU threads (0 = all cores)");
   app.add_option("--num-prompts", o.num_prompts, "requests")->capture_default_str();
   app.add_option("--input-len", o.input_len, "prompt tokens per request")->capture_default_str();

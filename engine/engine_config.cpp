@@ -43,6 +43,8 @@ void EngineConfig::validate() const {
   require(health_stall_timeout_ms >= 1, "health_stall_timeout_ms", "must be >= 1");
   require(async_scheduling == "auto" || async_scheduling == "on" || async_scheduling == "off",
           "async_scheduling", "must be auto, on or off (got '" + async_scheduling + "')");
+  require(gguf_weights == "bf16" || gguf_weights == "blocks", "gguf_weights",
+          "must be bf16 or blocks (got '" + gguf_weights + "')");
   require(speculative == "none" || speculative == "ngram" || speculative == "draft" ||
               speculative == "early-exit",
           "speculative", "must be none, ngram, draft or early-exit (got '" + speculative + "')");

@@ -32,6 +32,9 @@ struct EngineConfig {
   // Batch-invariant kernels: a request's output does not depend on what it is batched with
   // (greedy outputs equal their solo runs); slower on CUDA (see README).
   bool deterministic = false;
+  // GGUF weights on the GPU: bf16 (dequantized at upload; the faster kernels) | blocks (kept
+  // as GGUF blocks: a third of the memory for 4-bit types). The CPU always uses the blocks.
+  std::string gguf_weights = "bf16";
   // Pipelined steps (engine/engine_impl.h): auto (on for CUDA, off on the CPU, where the
   // host is the device) | on | off. Steps that need the host between them run one at a time.
   std::string async_scheduling = "auto";

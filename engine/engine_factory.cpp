@@ -53,7 +53,8 @@ std::unique_ptr<Ops> make_backend(const EngineConfig& c, std::string& device) {
     throw Error(ErrorKind::kUnsupported, "tensor_parallel=" + std::to_string(c.tensor_parallel) +
                                              " needs the CUDA backend (device " + device + ")");
   std::unique_ptr<Ops> ops = device == "cuda" ? make_cuda_ops(0) : make_cpu_ops(c.num_threads);
-  ops->set_deterministic(c.deterministic);  // before upload: it changes what is kept
+  ops->set_deterministic(c.deterministic);           // before upload: it changes what is kept
+  ops->set_gguf_blocks(c.gguf_weights == "blocks");  // validate() checked the value
   return ops;
 }
 
@@ -160,6 +161,7 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
     boot.block_size = config.block_size;
     boot.max_seq_len = kv.max_model_len;
     boot.deterministic = config.deterministic;
+    boot.gguf_blocks = config.gguf_weights == "blocks";
     boot.nccl_id = res->ops->make_collective_id();
     res->tp->start(boot.to_json());
     res->ops->join_collectives(boot.nccl_id, 0, config.tensor_parallel);
@@ -216,10 +218,11 @@ std::unique_ptr<Engine> create_engine(const EngineConfig& config) {
   parts.resources = res;
   spdlog::info(
       "engine: policy {}, max_num_seqs {}, max_num_batched_tokens {}, chunked prefill {}, "
-      "prefix caching {}, deterministic {}, async scheduling {}",
+      "prefix caching {}, deterministic {}, async scheduling {}, GGUF weights on the GPU {}",
       batching_policy_name(config.policy), config.max_num_seqs, config.max_num_batched_tokens,
       config.enable_chunked_prefill ? "on" : "off", config.enable_prefix_caching ? "on" : "off",
-      config.deterministic ? "on" : "off", parts.async_scheduling ? "on" : "off");
+      config.deterministic ? "on" : "off", parts.async_scheduling ? "on" : "off",
+      config.gguf_weights);
   return std::make_unique<EngineImpl>(std::move(parts));
 }
 

@@ -54,7 +54,8 @@ std::string TpBootstrap::to_json() const {
                    {"block_size", block_size},
                    {"nccl_id", to_hex(nccl_id)},
                    {"max_seq_len", max_seq_len},
-                   {"deterministic", deterministic}};
+                   {"deterministic", deterministic},
+                   {"gguf_blocks", gguf_blocks}};
   return j.dump();
 }
 
@@ -69,6 +70,7 @@ TpBootstrap TpBootstrap::from_json(const std::string& text) {
     b.block_size = j.at("block_size").get<int>();
     b.max_seq_len = j.value("max_seq_len", 0);
     b.deterministic = j.value("deterministic", false);
+    b.gguf_blocks = j.value("gguf_blocks", false);
     b.nccl_id = from_hex(j.at("nccl_id").get<std::string>());
     return b;
   } catch (const nlohmann::json::exception&) {
@@ -85,6 +87,7 @@ int run_tp_worker(const TpWorkerArgs& args) {
 
   std::unique_ptr<Ops> ops = make_cuda_ops(device);
   ops->set_deterministic(boot.deterministic);
+  ops->set_gguf_blocks(boot.gguf_blocks);
   ops->join_collectives(boot.nccl_id, args.rank, args.world);
   TpModel tm = load_tp_model(boot.model, boot.quantization, *ops, args.rank, args.world);
   KvDtype kv_dtype = KvDtype::kAuto;

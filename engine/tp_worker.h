@@ -28,6 +28,7 @@ struct TpBootstrap {
   int block_size = 16;
   int max_seq_len = 0;
   bool deterministic = false;
+  bool gguf_blocks = false;
   std::string nccl_id;  // raw bytes
 
   std::string to_json() const;

@@ -180,6 +180,10 @@ class Ops {
   // depend on the row alone). Set before the model is uploaded.
   virtual void set_deterministic(bool on) { deterministic_ = on; }
   bool deterministic() const { return deterministic_; }
+  // GGUF weights kept as their blocks where the backend would otherwise convert them (CUDA:
+  // dequantized to bf16 at upload unless this is on). Set before the model is uploaded. The
+  // CPU backend always computes on the blocks.
+  void set_gguf_blocks(bool on) { gguf_blocks_ = on; }
 
   // The paged KV cache (kernels/kv_cache.h): the backend creates it, the caller owns it and
   // passes it to the ops below. kAuto resolves to the backend's default (CPU f32, CUDA bf16);
@@ -299,6 +303,7 @@ class Ops {
 
  protected:
   bool deterministic_ = false;
+  bool gguf_blocks_ = false;
 };
 
 // Backend factories. make_cuda_ops throws when CUDA was not compiled in or no GPU exists.

@@ -37,6 +37,7 @@ struct GenerateArgs {
   int threads = 0;
   std::string quantization = "none";
   bool deterministic = false;
+  std::string gguf_weights = "bf16";
 };
 
 // The prompt as the model's chat template renders one user turn (plus --system, if given).
@@ -66,6 +67,7 @@ void run_generate(const GenerateArgs& a) {
   const Tokenizer& tok = *loaded.tokenizer;
   auto ops = make_ops(a);
   ops->set_deterministic(a.deterministic);
+  ops->set_gguf_blocks(a.gguf_weights == "blocks");
   ops->check_supported(model_needs(a.model, loaded.config, loaded.weights));
   LlamaModel model(loaded.config, loaded.weights, *ops);
 
@@ -140,6 +142,12 @@ void register_generate_command(CLI::App& app) {
   cmd->add_flag("--deterministic", args->deterministic,
                 "batch-invariant kernels (same output whatever the batch; slower on CUDA)")
       ->envname("TESSERA_DETERMINISTIC");
+  cmd->add_option("--gguf-weights", args->gguf_weights,
+                  "GGUF weights on the GPU: bf16 (dequantized at upload) or blocks (kept as "
+                  "GGUF blocks)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"bf16", "blocks"}))
+      ->envname("TESSERA_GGUF_WEIGHTS");
   cmd->callback([args] {
     try {
       run_generate(*args);

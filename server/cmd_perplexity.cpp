@@ -34,6 +34,7 @@ struct PerplexityArgs {
   bool fake_quant = false;
   int threads = 0;
   std::string kv_cache_dtype = "auto";
+  std::string gguf_weights = "bf16";
 };
 
 std::string read_text(const std::string& path) {
@@ -69,6 +70,7 @@ void run_perplexity(const PerplexityArgs& a) {
   const bool add_bos = !empty.empty() && empty.front() == tok.bos_id() && tok.bos_id() >= 0;
 
   auto ops = make_ops(a);
+  ops->set_gguf_blocks(a.gguf_weights == "blocks");
   LlamaModel model(loaded.config, loaded.weights, *ops);
   std::fprintf(
       stderr,
@@ -149,6 +151,12 @@ void register_perplexity_command(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--gguf-weights", args->gguf_weights,
+                  "GGUF weights on the GPU: bf16 (dequantized at upload) or blocks (kept as "
+                  "GGUF blocks)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"bf16", "blocks"}))
+      ->envname("TESSERA_GGUF_WEIGHTS");
   cmd->callback([args] {
     try {
       run_perplexity(*args);

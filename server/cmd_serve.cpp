@@ -33,7 +33,7 @@ namespace {
 struct ServeCli {
   std::string config;
   std::string model, served_model_name, host, device, policy, api_key, log_level, log_format;
-  std::string grpc_host, kv_cache_dtype, quantization;
+  std::string grpc_host, kv_cache_dtype, quantization, gguf_weights;
   int port = 0, grpc_port = 0, max_num_seqs = 0, max_num_batched_tokens = 0, num_threads = 0;
   int tensor_parallel_size = 0;
   std::string tp_master;
@@ -117,6 +117,9 @@ void define_options(CLI::App* cmd, ServeCli& cli) {
   flag(cmd, cli, "--quantization", cli.quantization,
        "quantize projections at load: none | fp8 | int8 | int4 (or convert: f32 | f16 | bf16)",
        [](ServeConfig& c, const std::string& v) { c.engine.quantization = v; });
+  flag(cmd, cli, "--gguf-weights", cli.gguf_weights,
+       "GGUF weights on the GPU: bf16 (dequantized at upload) | blocks (kept as GGUF blocks)",
+       [](ServeConfig& c, const std::string& v) { c.engine.gguf_weights = v; });
   flag(cmd, cli, "--async-scheduling", cli.async_scheduling,
        "Plan step N+1 while the GPU runs step N: auto (on for CUDA) | on | off",
        [](ServeConfig& c, const std::string& v) { c.engine.async_scheduling = v; });

@@ -61,6 +61,7 @@ const std::map<std::string, Setter>& setters() {
        [](auto& c, auto& k, auto& v) { c.engine.enable_prefix_caching = as_bool(k, v); }},
       {"max_model_len", [](auto& c, auto& k, auto& v) { c.engine.max_model_len = as_int32(k, v); }},
       {"deterministic", [](auto& c, auto& k, auto& v) { c.engine.deterministic = as_bool(k, v); }},
+      {"gguf_weights", [](auto& c, auto& k, auto& v) { c.engine.gguf_weights = as_string(k, v); }},
       {"policy",
        [](auto& c, auto& k, auto& v) { c.engine.policy = parse_batching_policy(as_string(k, v)); }},
       {"max_num_seqs", [](auto& c, auto& k, auto& v) { c.engine.max_num_seqs = as_int32(k, v); }},

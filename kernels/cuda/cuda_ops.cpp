@@ -197,6 +197,10 @@ Weight CudaOps::upload(const HostTensor& t) {
   if (t.scheme.quantized() && t.scheme.kind != QuantKind::kGguf && t.rows > 1) {
     return upload_scheme(t);  // kept quantized (cuda_ops_quant.cpp)
   }
+  if (!t.scheme.quantized() && dtype_is_quantized(t.dtype) && t.rows > 1 && gguf_blocks_ &&
+      gguf_blocks_supported(t.dtype, t.cols)) {
+    return upload_gguf(t);  // kept as blocks (cuda_ops_quant.cpp)
+  }
   const bool scheme = t.scheme.quantized() && t.scheme.kind != QuantKind::kGguf;
   if (!scheme && t.cols % dtype_block_elems(t.dtype) != 0) {
     invalid("upload: quantized tensor whose row length is not a multiple of its block");
@@ -454,14 +458,22 @@ const int32_t* CudaOps::meta(size_t offset) const {
 
 void CudaOps::embedding(const Weight& table, void* out) {
   inject_capture_fault();  // the first op of a step: the capture-failure test hook
-  if (table.dtype != DType::kBF16 || table.scheme.quantized()) {
-    invalid("embedding: table must be an uploaded bf16 matrix (not a quantized scheme)");
+  const bool blocks = table.scheme.kind == QuantKind::kGguf;
+  if ((table.dtype != DType::kBF16 || table.scheme.quantized()) && !blocks) {
+    invalid("embedding: table must be an uploaded bf16 matrix or GGUF blocks");
   }
   for (int32_t t : layout_.tokens) {
     if (t < 0 || t >= table.rows) {
       invalid("embedding: token id " + std::to_string(t) + " outside the vocabulary of " +
               std::to_string(table.rows));
     }
+  }
+  if (blocks) {
+    check_launch(launch_gguf_embedding(table.data, table.dtype, table.rows,
+                                       static_cast<int>(table.cols), meta(off_.tokens),
+                                       layout_.num_tokens(), static_cast<float*>(out), stream_),
+                 "gguf_embedding");
+    return;
   }
   check_launch(launch_embedding(static_cast<const bf16*>(table.data), table.rows,
                                 static_cast<int>(table.cols), meta(off_.tokens),

@@ -1,7 +1,7 @@
 #pragma once
 // The CUDA backend behind kernels/ops.h. bf16 activations, an f32 residual stream, fp32
-// accumulation; weights are kept as bf16 matrices (quantized GGUF weights are dequantized on
-// upload) and f32 vectors.
+// accumulation; weights are kept as bf16 matrices, GGUF blocks, or in a quantization scheme
+// (kernels/weight_scheme.h; cuda_ops_quant.cpp), and vectors as f32.
 // All work is issued on one stream; to_host / synchronize wait for it. Not thread-safe: use
 // one instance from one thread (it binds its device on construction and in begin_step).
 #include <cuda_runtime.h>
@@ -139,6 +139,8 @@ class CudaOps final : public Ops {
   bool gate_up_silu_scheme(const void* x, int rows, const Weight& gate, const Weight& up,
                            void* out);
   Weight upload_scheme(const HostTensor& t);
+  // GGUF weights as blocks on the GPU (set_gguf_blocks; else dequantized to bf16 at upload).
+  Weight upload_gguf(const HostTensor& t);
   void matmul_scheme(const void* x, int rows, const Weight& w, void* out, bool out_f32);
   void reserve_fp8_activations(int tokens);
   DeviceBuffer dequant_scratch_;  // a quantized weight as bf16, for larger batches

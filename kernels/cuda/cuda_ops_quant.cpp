@@ -73,7 +73,28 @@ constexpr int64_t kMaxScratchRows = 65536;
 }  // namespace
 
 bool CudaOps::is_scheme(const Weight& w) {
-  return w.scheme.quantized() && w.scheme.kind != QuantKind::kGguf;
+  return w.scheme.quantized();  // GGUF weights are a scheme only when kept as blocks
+}
+
+Weight CudaOps::upload_gguf(const HostTensor& t) {
+  if (t.rows > INT32_MAX || t.cols > INT32_MAX) {
+    throw Error(ErrorKind::kInvalidArgument, "upload: GGUF weight too large");
+  }
+  const size_t bytes = size_t(t.rows) * dtype_row_bytes(t.dtype, t.cols);
+  void* dev = alloc(bytes);
+  Weight w;
+  w.owner = std::shared_ptr<void>(dev, [](void* p) { cudaFree(p); });
+  check_cuda(cudaMemcpy(dev, t.data, bytes, cudaMemcpyHostToDevice), "upload(gguf)");
+  w.data = dev;
+  w.dtype = t.dtype;
+  w.rows = t.rows;
+  w.cols = t.cols;
+  w.scheme.kind = QuantKind::kGguf;
+  w.num_groups = 1;
+  if (t.rows <= kMaxScratchRows || deterministic_) {  // as upload_scheme
+    if (dequant_scratch_.reserve(size_t(t.rows) * t.cols * 2)) clear_graphs();
+  }
+  return w;
 }
 
 Weight CudaOps::upload_scheme(const HostTensor& t) {
@@ -147,6 +168,7 @@ QuantWeightArgs CudaOps::quant_args(const Weight& w) {
   a.has_zeros = w.scheme.has_zeros && w.zeros != nullptr;
   a.n = static_cast<int>(w.rows);
   a.k = static_cast<int>(w.cols);
+  if (w.scheme.kind == QuantKind::kGguf) a.gguf_type = w.dtype;
   a.tiled = int4_tiled(a);
   return a;
 }
@@ -216,9 +238,16 @@ bool CudaOps::matmul_multi_scheme(const void* x, int rows, std::span<const Weigh
   for (size_t i = 0; i < ws.size(); ++i) {
     if (!is_scheme(*ws[i])) return false;
     a[i] = quant_args(*ws[i]);
-    if (!gemv_quant_mma_supported(a[i])) return false;
   }
   const int count = static_cast<int>(ws.size());
+  if (a[0].kind == QuantKind::kGguf) {  // GGUF blocks: one GEMV launch at decode sizes
+    if (rows > kMaxQuantGemvRows || !gguf_gemv_multi_supported(a, count)) return false;
+    check_cuda(launch_gguf_gemv_multi(x, rows, a, outs.data(), count, stream_), "gguf_gemv_multi");
+    return true;
+  }
+  for (int i = 0; i < count; ++i) {
+    if (!gemv_quant_mma_supported(a[i])) return false;
+  }
   if (!gemv_quant_mma_multi_supported(a, count) || !gemv_takes_rows(rows, a[0])) return false;
   const bool gemm = gemm_int4_mma_multi_supported(a, count);
   for_each_row_chunk(rows, gemm, [&](int r0, int m, bool big) {
@@ -239,6 +268,11 @@ bool CudaOps::gate_up_silu_scheme(const void* x, int rows, const Weight& gate, c
                                   void* out) {
   if (deterministic_ || rows < 1 || !is_scheme(gate) || !is_scheme(up)) return false;
   const QuantWeightArgs g = quant_args(gate), u = quant_args(up);
+  if (g.kind == QuantKind::kGguf) {  // GGUF blocks: one GEMV launch at decode sizes
+    if (rows > kMaxQuantGemvRows || !gguf_gemv_gate_up_supported(g, u)) return false;
+    check_cuda(launch_gguf_gemv_gate_up(x, rows, g, u, out, stream_), "gguf_gemv_gate_up");
+    return true;
+  }
   if (!gemv_quant_mma_gate_up_supported(g, u) || !gemv_takes_rows(rows, g)) return false;
   for_each_row_chunk(rows, gemm_int4_mma_gate_up_supported(g, u), [&](int r0, int m, bool big) {
     const void* xr = static_cast<const uint8_t*>(x) + size_t(r0) * g.k * 2;

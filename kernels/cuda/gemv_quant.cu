@@ -180,6 +180,7 @@ cudaError_t launch_kind(const void* x, int m, const QuantWeightArgs& a, void* ou
 }  // namespace
 
 bool gemv_quant_supported(const QuantWeightArgs& w) {
+  if (w.kind == QuantKind::kGguf) return w.n >= 0 && gguf_blocks_supported(w.gguf_type, w.k);
   const int v = w.kind == QuantKind::kInt4 ? 32 : 16;
   return w.k > 0 && w.k % v == 0 && w.n >= 0 &&
          (w.kind == QuantKind::kFp8 || w.kind == QuantKind::kInt8 || w.kind == QuantKind::kInt4);
@@ -189,6 +190,7 @@ cudaError_t launch_gemv_quant(const void* x, int m, const QuantWeightArgs& w, vo
                               bool out_f32, cudaStream_t stream) {
   if (!gemv_quant_supported(w) || m < 1 || m > kMaxQuantGemvRows) return cudaErrorInvalidValue;
   if (w.n == 0) return cudaSuccess;
+  if (w.kind == QuantKind::kGguf) return launch_gguf_gemv(x, m, w, out, out_f32, stream);
   if (gemv_quant_mma_supported(w)) {
     return launch_gemv_quant_mma(x, m, w, out, out_f32, stream);
   }

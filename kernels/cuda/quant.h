@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "kernels/dtype.h"
 #include "kernels/weight_scheme.h"
 
 namespace tessera::cuda {
@@ -23,6 +24,7 @@ struct QuantWeightArgs {
   const float* scales = nullptr;   // fp8: [1] or [n]; ints: [n, num_groups]
   const uint8_t* zeros = nullptr;  // int4 with has_zeros: [n, num_groups]
   const int32_t* g_idx = nullptr;  // act order: [k]
+  DType gguf_type = DType::kF32;   // kGguf: the block type of data ([n] rows of blocks)
   QuantKind kind = QuantKind::kFp8;
   int group_size = 0;  // ints without g_idx: columns per group (0 = the whole row)
   int num_groups = 1;
@@ -94,6 +96,26 @@ bool gemm_int4_mma_gate_up_supported(const QuantWeightArgs& gate, const QuantWei
 cudaError_t launch_gemm_int4_mma_gate_up(const void* x, int m, const QuantWeightArgs& gate,
                                          const QuantWeightArgs& up, void* out, void* workspace,
                                          cudaStream_t stream);
+
+// GGUF weights kept as blocks (gguf.cu): QuantKind::kGguf, gguf_type one of Q8_0, Q4_0, Q4_1,
+// Q4_K, Q5_K, Q6_K. launch_gemv_quant and launch_dequant_weight take them; the embedding
+// lookup decodes the rows it gathers.
+bool gguf_blocks_supported(DType type, int64_t cols);
+cudaError_t launch_gguf_gemv(const void* x, int m, const QuantWeightArgs& w, void* out,
+                             bool out_f32, cudaStream_t stream);
+// Up to 3 weights of one block type and k (Q, K, V) in one launch, bf16 outputs; and
+// out = silu(x gate^T) * (x up^T) in one launch. 1..kMaxQuantGemvRows rows.
+bool gguf_gemv_multi_supported(const QuantWeightArgs* ws, int count);
+cudaError_t launch_gguf_gemv_multi(const void* x, int m, const QuantWeightArgs* ws,
+                                   void* const* outs, int count, cudaStream_t stream);
+bool gguf_gemv_gate_up_supported(const QuantWeightArgs& gate, const QuantWeightArgs& up);
+cudaError_t launch_gguf_gemv_gate_up(const void* x, int m, const QuantWeightArgs& gate,
+                                     const QuantWeightArgs& up, void* out, cudaStream_t stream);
+cudaError_t launch_gguf_dequant(const QuantWeightArgs& w, void* out, cudaStream_t stream);
+// table: [vocab, dim] blocks of `type`; as launch_embedding (elementwise.h) otherwise.
+cudaError_t launch_gguf_embedding(const void* table, DType type, int64_t vocab, int dim,
+                                  const int32_t* tokens, int num_tokens, float* out,
+                                  cudaStream_t stream);
 
 // out: [n, k] bf16 = the weight's values.
 cudaError_t launch_dequant_weight(const QuantWeightArgs& w, void* out, cudaStream_t stream);

@@ -88,6 +88,7 @@ dim3 grid_for(size_t total) {
 }  // namespace
 
 cudaError_t launch_dequant_weight(const QuantWeightArgs& w, void* out, cudaStream_t stream) {
+  if (w.kind == QuantKind::kGguf) return launch_gguf_dequant(w, out, stream);
   if (w.n < 0 || w.k <= 0 || (w.kind == QuantKind::kInt4 && w.k % 2 != 0)) {
     return cudaErrorInvalidValue;
   }

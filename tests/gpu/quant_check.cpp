@@ -1,4 +1,5 @@
-// GPU check of weights kept quantized on the GPU (fp8 / int8 / int4, kernels/weight_scheme.h)
+// GPU check of weights kept quantized on the GPU (fp8 / int8 / int4, kernels/weight_scheme.h;
+// GGUF blocks against the host decoder)
 // and of the fp8 / int8 KV cache: every path of CudaOps (the quantized GEMV at 1..8 rows, the
 // FP8 W8A8 cuBLASLt GEMM and the dequantize + cuBLASLt path at more rows, the LM head, the
 // fused projections falling back per weight) against the CPU backend on the same random
@@ -15,6 +16,7 @@
 
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/quant.h"
+#include "kernels/dequant.h"
 #include "kernels/quantize.h"
 #include "tests/gpu/check_common.h"
 
@@ -75,6 +77,73 @@ void check_scheme_matmul(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, const QuantS
   rep.check(bf16_ok(st, tol, 3 * tol), name, describe(st));
 }
 
+// GGUF blocks of `type` for an [n, k] weight: the 32-value types from the host quantizer;
+// the K-quants (read-only in Tessera) as random bytes, valid blocks once their f16
+// super-block scales are set small and finite.
+std::vector<uint8_t> random_gguf(Rng& rng, DType type, int n, int k) {
+  if (!dtype_is_kquant(type)) {
+    std::vector<float> v(size_t(n) * k);
+    for (auto& e : v) e = rng.normal(0.05f);
+    return quantize(type, v);
+  }
+  std::vector<uint8_t> b(size_t(n) * dtype_row_bytes(type, k));
+  for (auto& e : b) e = static_cast<uint8_t>(rng.uniform_int(0, 255));
+  const int block = dtype_block_bytes(type);
+  for (size_t at = 0; at < b.size(); at += block) {
+    const auto put = [&](size_t off, float v) {
+      const uint16_t h = f32_to_fp16(v);
+      std::memcpy(&b[at + off], &h, 2);
+    };
+    if (type == DType::kQ6_K) {
+      put(208, 1e-4f * float(rng.uniform_int(1, 20)));
+    } else {
+      put(0, 1e-4f * float(rng.uniform_int(1, 20)));  // d
+      put(2, 1e-4f * float(rng.uniform_int(1, 20)));  // dmin
+    }
+  }
+  return b;
+}
+
+// A GGUF weight kept as blocks on the GPU (set_gguf_blocks(true)): matmul (the blocks
+// GEMV at 1-8 rows, dequantize + cuBLASLt above) or the LM head, against the fp64 dot of the
+// host decoder's values (kernels/dequant.h, checked against the gguf package's decoder).
+void check_gguf_matmul(Ops& gpu, Rng& rng, Report& rep, DType type, int rows, int n, int k,
+                       bool lm_head) {
+  const std::vector<uint8_t> blocks = random_gguf(rng, type, n, k);
+  const HostTensor t = host_tensor(type, n, k, blocks.data());
+  const std::vector<float> wf = dequantize_tensor(t);
+  gpu.set_gguf_blocks(true);
+  const Weight wg = gpu.upload(t);
+  gpu.set_gguf_blocks(false);
+  Bf16Data x = random_bf16(rng, size_t(rows) * k);
+  std::vector<double> ref(size_t(rows) * n);
+  for (int r = 0; r < rows; ++r) {
+    for (int i = 0; i < n; ++i) {
+      double acc = 0;
+      for (int c = 0; c < k; ++c) acc += x.values[size_t(r) * k + c] * wf[size_t(i) * k + c];
+      ref[size_t(r) * n + i] = acc;
+    }
+  }
+  DevBuf dx(gpu, x.bits.size() * 2), out(gpu, size_t(rows) * n * (lm_head ? 4 : 2));
+  dx.upload(x.bits);
+  out.poison();
+  std::vector<double> got;
+  if (lm_head) {
+    gpu.lm_head(dx.get(), rows, wg, static_cast<float*>(out.get()));
+    const auto f = out.download<float>(size_t(rows) * n);
+    got.assign(f.begin(), f.end());
+  } else {
+    gpu.matmul(dx.get(), rows, wg, out.get());
+    got = bf16_to_doubles(out.download<uint16_t>(size_t(rows) * n));
+  }
+  const ErrorStats st = compare(got, ref, n);
+  const std::string name = std::string(lm_head ? "lm_head" : "matmul") + "/gguf " +
+                           dtype_name(type) + " rows=" + std::to_string(rows) +
+                           " n=" + std::to_string(n) + " k=" + std::to_string(k) +
+                           (wg.scheme.kind == QuantKind::kGguf ? " (blocks)" : " (NOT blocks)");
+  rep.check(wg.scheme.kind == QuantKind::kGguf && bf16_ok(st, 1e-2, 3e-2), name, describe(st));
+}
+
 // matmul_multi and gate_up_silu with quantized weights equal the separate matmuls.
 void check_fused(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, int rows) {
   const int k = 1024, n = 512;
@@ -116,32 +185,21 @@ void check_fused(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, int rows) {
                 describe(ss));
 }
 
-// The one-launch tensor-core paths: Q/K/V-like weights of one kind (row counts that are not
-// multiples of 16) through matmul_multi, and gate/up (520 rows: a partial 8-row tile) through
-// gate_up_silu, against the CPU backend's separate matmuls.
-void check_fused_same(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, QuantKind kind, int rows) {
-  const int k = 1024;
-  const int ns[] = {512, 200, 72, 520, 520};
-  std::vector<QuantizedTensor> q;
-  std::vector<Weight> gw, cw;
-  for (int n : ns) {
-    std::vector<float> v(size_t(n) * k);
-    for (auto& e : v) e = rng.normal(0.05f);
-    q.push_back(quantize_weight(host_tensor(DType::kF32, n, k, v.data()), kind,
-                                kind == QuantKind::kInt4 ? 128 : 0));
-  }
-  for (const auto& t : q) {
-    gw.push_back(gpu.upload(t.view));
-    cw.push_back(cpu.upload(t.view));
-  }
+// The one-launch paths: Q/K/V-like weights (row counts that are not multiples of 16)
+// through matmul_multi, and gate/up (520 rows: a partial 8-row tile) through gate_up_silu,
+// against the CPU backend's separate matmuls. gw / cw: the five weights of shapes kFusedN x k
+// on each backend; tol: the matmuls' tolerance.
+constexpr int kFusedN[] = {512, 200, 72, 520, 520};
+void compare_fused(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, const std::vector<Weight>& gw,
+                   const std::vector<Weight>& cw, int k, int rows, bool w8a8,
+                   const std::string& label) {
+  const int* ns = kFusedN;
   Bf16Data x = random_bf16(rng, size_t(rows) * k);
   std::vector<float> xf(x.values.begin(), x.values.end());
   DevBuf dx(gpu, x.bits.size() * 2);
   dx.upload(x.bits);
   std::string detail;
   bool ok = true;
-  // fp8 above the GEMV's rows is W8A8: per-token activation quantization adds error.
-  const bool w8a8 = kind == QuantKind::kFp8 && rows > cuda::kMaxQuantGemvRows;
   const double tol = w8a8 ? 6e-2 : 1e-2;
   {
     std::vector<std::vector<float>> ref(3);
@@ -176,10 +234,43 @@ void check_fused_same(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, QuantKind kind,
     ok = ok && bf16_ok(st, w8a8 ? tol : 2e-2, w8a8 ? 3 * tol : 6e-2);
     detail += "gate_up " + describe(st);
   }
-  rep.check(ok,
-            std::string("fused ") + (kind == QuantKind::kInt4 ? "int4" : "fp8") +
-                " rows=" + std::to_string(rows),
-            detail);
+  rep.check(ok, "fused " + label + " rows=" + std::to_string(rows), detail);
+}
+
+// The tensor-core fused launches (int4 / fp8 weights of one kind).
+void check_fused_same(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, QuantKind kind, int rows) {
+  const int k = 1024;
+  std::vector<QuantizedTensor> q;  // the CPU backend's weights borrow these
+  std::vector<Weight> gw, cw;
+  for (int n : kFusedN) {
+    std::vector<float> v(size_t(n) * k);
+    for (auto& e : v) e = rng.normal(0.05f);
+    q.push_back(quantize_weight(host_tensor(DType::kF32, n, k, v.data()), kind,
+                                kind == QuantKind::kInt4 ? 128 : 0));
+    gw.push_back(gpu.upload(q.back().view));
+    cw.push_back(cpu.upload(q.back().view));
+  }
+  // fp8 above the GEMV's rows is W8A8: per-token activation quantization adds error.
+  compare_fused(gpu, cpu, rng, rep, gw, cw, k, rows,
+                kind == QuantKind::kFp8 && rows > cuda::kMaxQuantGemvRows,
+                kind == QuantKind::kInt4 ? "int4" : "fp8");
+}
+
+// The GGUF-blocks fused launches (decode sizes; more rows fall back to separate matmuls).
+void check_fused_gguf(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, DType type, int rows) {
+  const int k = 512;
+  std::vector<std::vector<uint8_t>> keep;  // the CPU backend's weights borrow these
+  std::vector<Weight> gw, cw;
+  gpu.set_gguf_blocks(true);
+  for (int n : kFusedN) {
+    keep.push_back(random_gguf(rng, type, n, k));
+    const HostTensor t = host_tensor(type, n, k, keep.back().data());
+    gw.push_back(gpu.upload(t));
+    cw.push_back(cpu.upload(t));
+  }
+  gpu.set_gguf_blocks(false);
+  compare_fused(gpu, cpu, rng, rep, gw, cw, k, rows, false,
+                std::string("gguf ") + dtype_name(type));
 }
 
 // An 8-bit (or bf16) KV cache on both backends: a prefill step then a decode step, each
@@ -274,6 +365,13 @@ int main() {
       check_scheme_matmul(*gpu, *cpu, rng, rep, s, 128, 4096, 14336, false);
       check_scheme_matmul(*gpu, *cpu, rng, rep, s, 64, 14336, 4096, false);
       check_scheme_matmul(*gpu, *cpu, rng, rep, s, 40, 4096, 14336, false);
+    }
+    for (DType t :
+         {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+      for (int rows : {1, 3, 8, 9, 64}) check_gguf_matmul(*gpu, rng, rep, t, rows, 300, 512, false);
+      check_gguf_matmul(*gpu, rng, rep, t, 1, 96, 1536, false);  // a group of 32 threads per row
+      check_gguf_matmul(*gpu, rng, rep, t, 11, 1000, 256, true);
+      for (int rows : {1, 5, 8, 20}) check_fused_gguf(*gpu, *cpu, rng, rep, t, rows);
     }
     for (int rows : {1, 4, 16}) check_fused(*gpu, *cpu, rng, rep, rows);
     for (QuantKind k : {QuantKind::kInt4, QuantKind::kFp8}) {

@@ -32,7 +32,7 @@ TEST_CASE("serve config keys map onto the engine and frontends", "[server_config
     "_comment": "ignored", "model": "m.gguf", "policy": "static", "static_batch_size": 4,
     "kv_cache_mb": 3, "port": 9000, "grpc_port": 0, "host": "0.0.0.0", "api_key": "k",
     "enable_chunked_prefill": false, "health_stall_timeout_ms": 1234, "max_body_bytes": 99,
-    "log_level": "debug", "max_num_batched_tokens": null})"));
+    "log_level": "debug", "max_num_batched_tokens": null, "gguf_weights": "blocks"})"));
   CHECK(c.engine.model == "m.gguf");
   CHECK(c.engine.policy == BatchingPolicy::kStatic);
   CHECK(c.engine.static_batch_size == 4);
@@ -47,6 +47,8 @@ TEST_CASE("serve config keys map onto the engine and frontends", "[server_config
   CHECK(c.http.max_body_bytes == 99);
   CHECK(c.log_level == "debug");
   CHECK(c.engine.max_num_batched_tokens == EngineConfig{}.max_num_batched_tokens);  // null
+  CHECK(c.engine.gguf_weights == "blocks");
+  CHECK(EngineConfig{}.gguf_weights == "bf16");
 }
 
 TEST_CASE("serve config errors name the key", "[server_config]") {
@@ -57,6 +59,7 @@ TEST_CASE("serve config errors name the key", "[server_config]") {
   CHECK_THAT(error_of({{"enable_prefix_caching", 1}}), Catch::Contains("must be a boolean"));
   CHECK_THAT(error_of({{"log_level", "loud"}}), Catch::Contains("'log_level'"));
   CHECK_THAT(error_of({{"max_num_seqs", 0}}), Catch::Contains("max_num_seqs"));
+  CHECK_THAT(error_of({{"gguf_weights", "int4"}}), Catch::Contains("gguf_weights"));
   CHECK_THAT(error_of(json::array()), Catch::Contains("JSON object"));
   CHECK(error_of({{"port", 8001}}).empty());
 }
