@@ -1,5 +1,6 @@
-// CudaOps for weights kept quantized on the GPU (fp8 / int8 / int4, kernels/weight_scheme.h):
-// upload without dequantizing, and the kernel choice per batch size:
+// CudaOps for weights kept quantized on the GPU (fp8 / int8 / int4, kernels/weight_scheme.h;
+// GGUF blocks with set_gguf_blocks): upload without dequantizing, and the kernel choice per
+// batch size (GGUF blocks: their own GEMV up to kMaxQuantGemvRows, else dequantize):
 //   rows <= kMaxQuantGemvRows  the quantized GEMV (dequantization in registers);
 //   tiled int4, up to 64 rows  the int4 tensor-core GEMM (gemm_int4_mma.cu), same decoding;
 //   fp8, more rows             W8A8: per-token dynamic FP8 activations, cuBLASLt FP8 GEMM,
