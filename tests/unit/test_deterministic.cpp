@@ -4,7 +4,6 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
-#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "model/model_needs.h"
 #include "model/weights.h"
 #include "server/serve_config.h"
+#include "tests/unit/default_model.h"
 #ifdef TESSERA_HAVE_CUDA
 #include "kernels/cuda/attention_plan.h"
 #include "kernels/cuda/model_support.h"
@@ -25,23 +25,8 @@ using namespace tessera;
 
 namespace {
 
-struct DetModel {
-  LoadedModel loaded;
-  std::unique_ptr<Ops> ops;
-  std::unique_ptr<LlamaModel> model;
-};
-
-std::unique_ptr<DetModel> load_default(bool deterministic, int threads = 0) {
-  const std::string path =
-      std::string(TESSERA_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  INFO("needs " << path << " (scripts/setup.sh makes it)");  // missing: fail, never skip
-  REQUIRE((std::filesystem::exists(path)));
-  auto m = std::make_unique<DetModel>();
-  m->loaded = load_model(path);
-  m->ops = make_cpu_ops(threads);
-  m->ops->set_deterministic(deterministic);
-  m->model = std::make_unique<LlamaModel>(m->loaded.config, m->loaded.weights, *m->ops);
-  return m;
+std::unique_ptr<test::DefaultModel> load_default(bool deterministic, int threads = 0) {
+  return test::load_default_model(threads, deterministic);
 }
 
 // Sequence s owns blocks [4s, 4s + 4) of 16 tokens.

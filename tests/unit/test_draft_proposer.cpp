@@ -5,7 +5,6 @@
 // the catch-up budget.
 #include <catch2/catch.hpp>
 
-#include <filesystem>
 #include <memory>
 #include <span>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "kernels/ops.h"
 #include "model/llama_model.h"
 #include "model/weights.h"
+#include "tests/unit/default_model.h"
 
 using namespace tessera;
 
@@ -24,24 +24,20 @@ namespace {
 constexpr int kBlock = 16;
 const std::vector<BlockId> kTable = {4, 7, 2, 9};  // positions [0, 64)
 
+// The default model as the target and as its own draft (a second instance on the same
+// weights and backend, with a KV cache of its own).
 struct Models {
-  LoadedModel loaded;
-  std::unique_ptr<Ops> ops;
-  std::unique_ptr<LlamaModel> target, draft;
+  std::unique_ptr<test::DefaultModel> target;
+  std::unique_ptr<LlamaModel> draft;
 };
 
-std::unique_ptr<Models> load_models() {
-  const std::string path =
-      std::string(TESSERA_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  INFO("needs " << path << " (scripts/setup.sh makes it)");  // missing: fail, never skip
-  REQUIRE((std::filesystem::exists(path)));
-  auto m = std::make_unique<Models>();
-  m->loaded = load_model(path);
-  m->ops = make_cpu_ops(0);
-  m->target = std::make_unique<LlamaModel>(m->loaded.config, m->loaded.weights, *m->ops);
-  m->draft = std::make_unique<LlamaModel>(m->loaded.config, m->loaded.weights, *m->ops);
-  m->draft->init_kv_cache(12, kBlock);
-  return m;
+Models load_models() {
+  Models r;
+  r.target = test::load_default_model();
+  const test::DefaultModel& t = *r.target;
+  r.draft = std::make_unique<LlamaModel>(t.loaded.config, t.loaded.weights, *t.ops);
+  r.draft->init_kv_cache(12, kBlock);
+  return r;
 }
 
 // The served model's greedy continuation of prompt, n tokens.
@@ -77,13 +73,13 @@ StepPlan drafting_step(SeqId id, const std::vector<int32_t>& known, int k) {
 
 TEST_CASE("a draft model catches up on what it missed and drafts the greedy continuation",
           "[spec][draft]") {
-  auto m = load_models();
+  Models m = load_models();
   // "def frobnicate_widget(x):\n    y = x * 2\n    return y + 1\n\nresult = frob": the
   // continuation copies the name from the first tokens, so a draft that missed them fails.
   const std::vector<int32_t> prompt = {1604, 5999, 82,  5180, 368,  79,   19301, 24,   104,  727,
                                        472,  329,  446, 1792, 1672, 216,  34,    472,  1003, 329,
                                        1232, 216,  33,  198,  198,  4917, 446,   5999, 82};
-  const std::vector<int32_t> cont = greedy(*m->target, prompt, 14);
+  const std::vector<int32_t> cont = greedy(*m.target->model, prompt, 14);
   auto known = [&](int generated) {
     std::vector<int32_t> t = prompt;
     t.insert(t.end(), cont.begin(), cont.begin() + generated);
@@ -93,7 +89,7 @@ TEST_CASE("a draft model catches up on what it missed and drafts the greedy cont
     return std::vector<int32_t>(cont.begin() + generated, cont.begin() + generated + k);
   };
   // A catch-up budget of 5 tokens: the first drafting step needs three catch-up passes.
-  ModelProposer p(*m->draft, 0, true, kBlock, false, 0.1, 5);
+  ModelProposer p(*m.draft, 0, true, kBlock, false, 0.1, 5);
   const int n = static_cast<int>(prompt.size());
 
   // First drafting step: the draft cache holds nothing of the sequence.

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <memory>
 #include <span>
 #include <vector>
@@ -14,29 +13,13 @@
 #include "kernels/ops.h"
 #include "model/llama_model.h"
 #include "model/weights.h"
+#include "tests/unit/default_model.h"
 
 using namespace tessera;
 
 namespace {
 
-struct DefaultModel {
-  LoadedModel loaded;
-  std::unique_ptr<Ops> ops;
-  std::unique_ptr<LlamaModel> model;
-};
-
-// The default model on the CPU backend; nullptr (and a WARN) when models/ lacks it.
-std::unique_ptr<DefaultModel> load_default_model() {
-  const std::string path =
-      std::string(TESSERA_SOURCE_DIR) + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  INFO("needs " << path << " (scripts/setup.sh makes it)");  // missing: fail, never skip
-  REQUIRE((std::filesystem::exists(path)));
-  auto m = std::make_unique<DefaultModel>();
-  m->loaded = load_model(path);
-  m->ops = make_cpu_ops(0);
-  m->model = std::make_unique<LlamaModel>(m->loaded.config, m->loaded.weights, *m->ops);
-  return m;
-}
+using test::load_default_model;
 
 }  // namespace
 
