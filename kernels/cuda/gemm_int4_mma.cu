@@ -75,7 +75,7 @@ __device__ __forceinline__ void stage_x(uint4* xs, const uint4* xg, int M, int p
 // and never stored. blockIdx.y is the split of k.
 template <int NB, typename TOut>
 __global__ void __launch_bounds__(kWarps * 32, NB == 2 ? 4 : 2)
-    gemm_int4_mma_kernel(const bf16* __restrict__ x, const MmaGroup p, const int M,
+    gemm_int4_mma_kernel(const bf16* __restrict__ x, const WeightGroup p, const int M,
                          float* __restrict__ partials, int* __restrict__ counters) {
   extern __shared__ uint4 xs[];  // [2][NB * 8][kPitch]
   __shared__ bool last_split;
@@ -89,7 +89,7 @@ __global__ void __launch_bounds__(kWarps * 32, NB == 2 ? 4 : 2)
   void* out_v = p.out[0];
   int tile = t;
 #pragma unroll
-  for (int i = 1; i < kMaxMmaGroup; ++i) {
+  for (int i = 1; i < kMaxGroupWeights; ++i) {
     if (!p.gate_up && i < p.count && t >= p.start[i]) {
       a0 = p.w[i];
       out_v = p.out[i];
@@ -245,7 +245,7 @@ __global__ void __launch_bounds__(kWarps * 32, NB == 2 ? 4 : 2)
 }
 
 template <int NB, typename TOut>
-cudaError_t launch_nb(const void* x, int m, const MmaGroup& p, void* workspace,
+cudaError_t launch_nb(const void* x, int m, const WeightGroup& p, void* workspace,
                       cudaStream_t stream) {
   auto* kernel = gemm_int4_mma_kernel<NB, TOut>;
   static const cudaError_t attr = cudaFuncSetAttribute(
@@ -261,7 +261,7 @@ cudaError_t launch_nb(const void* x, int m, const MmaGroup& p, void* workspace,
 }
 
 template <typename TOut>
-cudaError_t launch_group(const void* x, int m, const MmaGroup& p, void* workspace,
+cudaError_t launch_group(const void* x, int m, const WeightGroup& p, void* workspace,
                          cudaStream_t stream) {
   if (m < 1 || m > kMaxInt4GemmRows) return cudaErrorInvalidValue;
   if (p.start[p.count] == 0) return cudaSuccess;
@@ -286,7 +286,7 @@ bool same_layout(const QuantWeightArgs& a, const QuantWeightArgs& b) {
 }  // namespace
 
 bool gemm_int4_mma_supported(const QuantWeightArgs& w) {
-  return gemm_enabled() && w.kind == QuantKind::kInt4 && w.tiled && int4_tiled(w);
+  return gemm_enabled() && w.kind == QuantKind::kInt4 && w.tiled;  // tiled: the GEMV's layout
 }
 
 size_t gemm_int4_workspace_bytes() {
@@ -296,36 +296,20 @@ size_t gemm_int4_workspace_bytes() {
 cudaError_t launch_gemm_int4_mma(const void* x, int m, const QuantWeightArgs& w, void* out,
                                  bool out_f32, void* workspace, cudaStream_t stream) {
   if (!gemm_int4_mma_supported(w)) return cudaErrorInvalidValue;
-  MmaGroup p;
-  p.w[0] = w;
-  p.out[0] = out;
-  p.start[0] = 0;
-  p.start[1] = (w.n + kTileRows - 1) / kTileRows;
+  const WeightGroup p = single_group(w, out, kTileRows);
   return out_f32 ? launch_group<float>(x, m, p, workspace, stream)
                  : launch_group<bf16>(x, m, p, workspace, stream);
 }
 
 bool gemm_int4_mma_multi_supported(const QuantWeightArgs* ws, int count) {
-  if (count < 1 || count > kMaxMmaGroup) return false;
-  for (int i = 0; i < count; ++i) {
-    if (!same_layout(ws[0], ws[i])) return false;
-  }
-  return true;
+  return group_fits(ws, count, same_layout);
 }
 
 cudaError_t launch_gemm_int4_mma_multi(const void* x, int m, const QuantWeightArgs* ws,
                                        void* const* outs, int count, void* workspace,
                                        cudaStream_t stream) {
   if (!gemm_int4_mma_multi_supported(ws, count)) return cudaErrorInvalidValue;
-  MmaGroup p;
-  p.count = count;
-  p.start[0] = 0;
-  for (int i = 0; i < count; ++i) {
-    p.w[i] = ws[i];
-    p.out[i] = outs[i];
-    p.start[i + 1] = p.start[i] + (ws[i].n + kTileRows - 1) / kTileRows;
-  }
-  return launch_group<bf16>(x, m, p, workspace, stream);
+  return launch_group<bf16>(x, m, stacked_group(ws, outs, count, kTileRows), workspace, stream);
 }
 
 bool gemm_int4_mma_gate_up_supported(const QuantWeightArgs& gate, const QuantWeightArgs& up) {
@@ -336,15 +320,7 @@ cudaError_t launch_gemm_int4_mma_gate_up(const void* x, int m, const QuantWeight
                                          const QuantWeightArgs& up, void* out, void* workspace,
                                          cudaStream_t stream) {
   if (!gemm_int4_mma_gate_up_supported(gate, up)) return cudaErrorInvalidValue;
-  MmaGroup p;
-  p.gate_up = true;
-  p.count = 2;
-  p.w[0] = gate;
-  p.w[1] = up;
-  p.out[0] = out;
-  p.start[0] = 0;
-  p.start[1] = p.start[2] = (gate.n + 7) / 8;
-  return launch_group<bf16>(x, m, p, workspace, stream);
+  return launch_group<bf16>(x, m, gate_up_group(gate, up, out, kTileRows / 2), workspace, stream);
 }
 
 }  // namespace tessera::cuda

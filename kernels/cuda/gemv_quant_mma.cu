@@ -98,7 +98,7 @@ constexpr int staged_x_bytes(int m, int k) {
 // and one kernel per count would multiply the binary's size by eight.
 template <QuantKind K, int W, bool kStaged, typename TOut>
 __global__ void __launch_bounds__(W * 32)
-    gemv_quant_mma_kernel(const bf16* __restrict__ x, const MmaGroup p, const int M) {
+    gemv_quant_mma_kernel(const bf16* __restrict__ x, const WeightGroup p, const int M) {
   constexpr int kBlock = block_values<K>(), kX = x_vecs<K>();
   __shared__ float partial[W][32][4];
   extern __shared__ uint4 x_staged[];
@@ -111,7 +111,7 @@ __global__ void __launch_bounds__(W * 32)
   void* out_v = p.out[0];
   int tile = blockIdx.x;
 #pragma unroll
-  for (int i = 1; i < kMaxMmaGroup; ++i) {
+  for (int i = 1; i < kMaxGroupWeights; ++i) {
     if (!p.gate_up && i < p.count && int(blockIdx.x) >= p.start[i]) {
       a0 = p.w[i];
       out_v = p.out[i];
@@ -291,7 +291,7 @@ __global__ void __launch_bounds__(W * 32)
 }
 
 template <QuantKind K, int W, bool kStaged, typename TOut>
-cudaError_t launch_one(const void* x, int m, const MmaGroup& p, int tiles, cudaStream_t stream) {
+cudaError_t launch_one(const void* x, int m, const WeightGroup& p, int tiles, cudaStream_t stream) {
   auto* kernel = gemv_quant_mma_kernel<K, W, kStaged, TOut>;
   static const cudaError_t attr =
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxStagedX);
@@ -302,7 +302,7 @@ cudaError_t launch_one(const void* x, int m, const MmaGroup& p, int tiles, cudaS
 }
 
 template <QuantKind K, typename TOut>
-cudaError_t launch_kind(const void* x, int m, const MmaGroup& p, cudaStream_t stream) {
+cudaError_t launch_kind(const void* x, int m, const WeightGroup& p, cudaStream_t stream) {
   const int tiles = p.start[p.count];
   if (tiles == 0) return cudaSuccess;
   const bool staged = staged_x_bytes<K>(m, p.w[0].k) <= kMaxStagedX;
@@ -321,7 +321,7 @@ cudaError_t launch_kind(const void* x, int m, const MmaGroup& p, cudaStream_t st
 }
 
 template <typename TOut>
-cudaError_t launch_group(const void* x, int m, const MmaGroup& p, cudaStream_t stream) {
+cudaError_t launch_group(const void* x, int m, const WeightGroup& p, cudaStream_t stream) {
   if (m < 1 || m > kMaxQuantGemvRows) return cudaErrorInvalidValue;
   return p.w[0].kind == QuantKind::kFp8 ? launch_kind<QuantKind::kFp8, TOut>(x, m, p, stream)
                                         : launch_kind<QuantKind::kInt4, TOut>(x, m, p, stream);
@@ -377,34 +377,18 @@ bool gemv_quant_mma_supported(const QuantWeightArgs& w) {
 cudaError_t launch_gemv_quant_mma(const void* x, int m, const QuantWeightArgs& w, void* out,
                                   bool out_f32, cudaStream_t stream) {
   if (!gemv_quant_mma_supported(w)) return cudaErrorInvalidValue;
-  MmaGroup p;
-  p.w[0] = w;
-  p.out[0] = out;
-  p.start[0] = 0;
-  p.start[1] = (w.n + kTileRows - 1) / kTileRows;
+  const WeightGroup p = single_group(w, out, kTileRows);
   return out_f32 ? launch_group<float>(x, m, p, stream) : launch_group<bf16>(x, m, p, stream);
 }
 
 bool gemv_quant_mma_multi_supported(const QuantWeightArgs* ws, int count) {
-  if (count < 1 || count > kMaxMmaGroup) return false;
-  for (int i = 0; i < count; ++i) {
-    if (!same_family(ws[0], ws[i])) return false;
-  }
-  return true;
+  return group_fits(ws, count, same_family);
 }
 
 cudaError_t launch_gemv_quant_mma_multi(const void* x, int m, const QuantWeightArgs* ws,
                                         void* const* outs, int count, cudaStream_t stream) {
   if (!gemv_quant_mma_multi_supported(ws, count)) return cudaErrorInvalidValue;
-  MmaGroup p;
-  p.count = count;
-  p.start[0] = 0;
-  for (int i = 0; i < count; ++i) {
-    p.w[i] = ws[i];
-    p.out[i] = outs[i];
-    p.start[i + 1] = p.start[i] + (ws[i].n + kTileRows - 1) / kTileRows;
-  }
-  return launch_group<bf16>(x, m, p, stream);
+  return launch_group<bf16>(x, m, stacked_group(ws, outs, count, kTileRows), stream);
 }
 
 bool gemv_quant_mma_gate_up_supported(const QuantWeightArgs& gate, const QuantWeightArgs& up) {
@@ -415,15 +399,7 @@ cudaError_t launch_gemv_quant_mma_gate_up(const void* x, int m, const QuantWeigh
                                           const QuantWeightArgs& up, void* out,
                                           cudaStream_t stream) {
   if (!gemv_quant_mma_gate_up_supported(gate, up)) return cudaErrorInvalidValue;
-  MmaGroup p;
-  p.gate_up = true;
-  p.count = 2;
-  p.w[0] = gate;
-  p.w[1] = up;
-  p.out[0] = out;
-  p.start[0] = 0;
-  p.start[1] = p.start[2] = (gate.n + 7) / 8;
-  return launch_group<bf16>(x, m, p, stream);
+  return launch_group<bf16>(x, m, gate_up_group(gate, up, out, kTileRows / 2), stream);
 }
 
 }  // namespace tessera::cuda

@@ -9,24 +9,13 @@
 #include "kernels/cuda/gguf_blocks.cuh"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/quant.h"
+#include "kernels/cuda/weight_group.h"
 
 namespace tessera::cuda {
 namespace {
 
 using bf16 = __nv_bfloat16;
 constexpr int kThreads = 256;
-
-// Up to three weights of one block type and k in one launch: stacked (Q, K, V: weight i owns
-// output rows [start[i], start[i + 1])), or gate_up (w[0] gate, w[1] up: row i of both, and
-// out[0] = silu(gate) * up).
-constexpr int kMaxGroup = 3;
-struct GgufGroup {
-  QuantWeightArgs w[kMaxGroup];
-  void* out[kMaxGroup];
-  int start[kMaxGroup + 1];
-  int count = 1;
-  bool gate_up = false;
-};
 
 // Adds x[r] . (the row's unit u) to acc[r] for r < m.
 template <DType T>
@@ -61,7 +50,7 @@ __device__ __forceinline__ void group_sum(float (&acc)[kMaxQuantGemvRows], int g
 // out[r, row] = x[r] . w[row] for r < m (m <= kMaxQuantGemvRows); `group` threads per row.
 template <DType T, typename TOut, bool kGateUp>
 __global__ void __launch_bounds__(kThreads)
-    gguf_gemv_kernel(const bf16* __restrict__ x, int m, const GgufGroup p, int group) {
+    gguf_gemv_kernel(const bf16* __restrict__ x, int m, const WeightGroup p, int group) {
   pdl_wait();
   pdl_launch_dependents();
   const int t = blockIdx.x * (kThreads / group) + threadIdx.x / group;
@@ -72,7 +61,7 @@ __global__ void __launch_bounds__(kThreads)
   void* out_v = p.out[0];
   int row = t;
 #pragma unroll
-  for (int i = 1; i < kMaxGroup; ++i) {
+  for (int i = 1; i < kMaxGroupWeights; ++i) {
     if (!kGateUp && i < p.count && t >= p.start[i]) {
       w = p.w[i];
       out_v = p.out[i];
@@ -155,7 +144,7 @@ bool gguf_blocks_supported(DType type, int64_t cols) {
 namespace {
 
 template <typename TOut>
-cudaError_t launch_group(const void* x, int m, const GgufGroup& p, cudaStream_t stream) {
+cudaError_t launch_group(const void* x, int m, const WeightGroup& p, cudaStream_t stream) {
   const QuantWeightArgs& w = p.w[0];
   if (m < 1 || m > kMaxQuantGemvRows || !gguf_blocks_supported(w.gguf_type, w.k)) {
     return cudaErrorInvalidValue;
@@ -184,34 +173,18 @@ bool same_family(const QuantWeightArgs& a, const QuantWeightArgs& b) {
 
 cudaError_t launch_gguf_gemv(const void* x, int m, const QuantWeightArgs& w, void* out,
                              bool out_f32, cudaStream_t stream) {
-  GgufGroup p;
-  p.w[0] = w;
-  p.out[0] = out;
-  p.start[0] = 0;
-  p.start[1] = w.n;
+  const WeightGroup p = single_group(w, out, 1);  // a tile is one row here
   return out_f32 ? launch_group<float>(x, m, p, stream) : launch_group<bf16>(x, m, p, stream);
 }
 
 bool gguf_gemv_multi_supported(const QuantWeightArgs* ws, int count) {
-  if (count < 1 || count > kMaxGroup) return false;
-  for (int i = 0; i < count; ++i) {
-    if (!same_family(ws[0], ws[i])) return false;
-  }
-  return true;
+  return group_fits(ws, count, same_family);
 }
 
 cudaError_t launch_gguf_gemv_multi(const void* x, int m, const QuantWeightArgs* ws,
                                    void* const* outs, int count, cudaStream_t stream) {
   if (!gguf_gemv_multi_supported(ws, count)) return cudaErrorInvalidValue;
-  GgufGroup p;
-  p.count = count;
-  p.start[0] = 0;
-  for (int i = 0; i < count; ++i) {
-    p.w[i] = ws[i];
-    p.out[i] = outs[i];
-    p.start[i + 1] = p.start[i] + ws[i].n;
-  }
-  return launch_group<bf16>(x, m, p, stream);
+  return launch_group<bf16>(x, m, stacked_group(ws, outs, count, 1), stream);
 }
 
 bool gguf_gemv_gate_up_supported(const QuantWeightArgs& gate, const QuantWeightArgs& up) {
@@ -221,15 +194,7 @@ bool gguf_gemv_gate_up_supported(const QuantWeightArgs& gate, const QuantWeightA
 cudaError_t launch_gguf_gemv_gate_up(const void* x, int m, const QuantWeightArgs& gate,
                                      const QuantWeightArgs& up, void* out, cudaStream_t stream) {
   if (!gguf_gemv_gate_up_supported(gate, up)) return cudaErrorInvalidValue;
-  GgufGroup p;
-  p.gate_up = true;
-  p.count = 2;
-  p.w[0] = gate;
-  p.w[1] = up;
-  p.out[0] = out;
-  p.start[0] = 0;
-  p.start[1] = p.start[2] = gate.n;
-  return launch_group<bf16>(x, m, p, stream);
+  return launch_group<bf16>(x, m, gate_up_group(gate, up, out, 1), stream);
 }
 
 cudaError_t launch_gguf_dequant(const QuantWeightArgs& w, void* out, cudaStream_t stream) {

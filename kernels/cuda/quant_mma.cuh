@@ -1,12 +1,13 @@
 #pragma once
 // Device pieces shared by the tensor-core kernels over quantized weights (gemv_quant_mma.cu for
 // decode batches of 1-8 rows, gemm_int4_mma.cu for 9-64): the exact weight decoders, the order
-// the mma's B operand takes x in, weight streaming, and the launch's group of weights.
+// the mma's B operand takes x in, and weight streaming.
 #include <cuda_bf16.h>
 
 #include <cstdint>
 
 #include "kernels/cuda/quant.h"
+#include "kernels/cuda/weight_group.h"
 
 namespace tessera::cuda::quant_mma {
 
@@ -85,17 +86,5 @@ __device__ __forceinline__ void load_round(uint4 (&r)[U], const uint4* w, int fi
     r[u] = b < end ? __ldcs(w + size_t(b) * stride) : make_uint4(0u, 0u, 0u, 0u);
   }
 }
-
-// Up to three weights with the same k in one launch: stacked (Q, K, V: weight i owns tiles
-// [start[i], start[i + 1])), or gate_up (w[0] gate, w[1] up; tile t holds rows 8t .. 8t + 7 of
-// both and writes silu(gate) * up to out[0]).
-constexpr int kMaxMmaGroup = 3;
-struct MmaGroup {
-  QuantWeightArgs w[kMaxMmaGroup];
-  void* out[kMaxMmaGroup];
-  int start[kMaxMmaGroup + 1];
-  int count = 1;
-  bool gate_up = false;
-};
 
 }  // namespace tessera::cuda::quant_mma
