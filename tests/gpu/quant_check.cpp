@@ -41,6 +41,21 @@ std::string name_of(const QuantScheme& s) {
          (s.act_order ? "/act" : "");
 }
 
+// matmul (bf16 out) or lm_head (f32 out) of x [rows, k] with wg [n, k] on the GPU.
+std::vector<double> run_gpu_matmul(Ops& gpu, const Weight& wg, const Bf16Data& x, int rows, int n,
+                                   bool lm_head) {
+  DevBuf dx(gpu, x.bits.size() * 2), out(gpu, size_t(rows) * n * (lm_head ? 4 : 2));
+  dx.upload(x.bits);
+  out.poison();
+  if (lm_head) {
+    gpu.lm_head(dx.get(), rows, wg, static_cast<float*>(out.get()));
+    const auto f = out.download<float>(size_t(rows) * n);
+    return std::vector<double>(f.begin(), f.end());
+  }
+  gpu.matmul(dx.get(), rows, wg, out.get());
+  return bf16_to_doubles(out.download<uint16_t>(size_t(rows) * n));
+}
+
 // Runs matmul (or lm_head) with the same quantized weight on both backends.
 void check_scheme_matmul(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, const QuantScheme& s, int rows,
                          int n, int k, bool lm_head) {
@@ -56,18 +71,7 @@ void check_scheme_matmul(Ops& gpu, Ops& cpu, Rng& rng, Report& rep, const QuantS
   } else {
     cpu.matmul(xf.data(), rows, wc, ref.data());
   }
-  DevBuf dx(gpu, x.bits.size() * 2), out(gpu, size_t(rows) * n * (lm_head ? 4 : 2));
-  dx.upload(x.bits);
-  out.poison();
-  std::vector<double> got;
-  if (lm_head) {
-    gpu.lm_head(dx.get(), rows, wg, static_cast<float*>(out.get()));
-    const auto f = out.download<float>(size_t(rows) * n);
-    got.assign(f.begin(), f.end());
-  } else {
-    gpu.matmul(dx.get(), rows, wg, out.get());
-    got = bf16_to_doubles(out.download<uint16_t>(size_t(rows) * n));
-  }
+  const std::vector<double> got = run_gpu_matmul(gpu, wg, x, rows, n, lm_head);
   const ErrorStats st = compare(got, std::vector<double>(ref.begin(), ref.end()), n);
   const bool w8a8 = s.kind == QuantKind::kFp8 && rows > cuda::kMaxQuantGemvRows && !lm_head;
   const double tol = w8a8 ? 6e-2 : 1e-2;
@@ -124,18 +128,7 @@ void check_gguf_matmul(Ops& gpu, Rng& rng, Report& rep, DType type, int rows, in
       ref[size_t(r) * n + i] = acc;
     }
   }
-  DevBuf dx(gpu, x.bits.size() * 2), out(gpu, size_t(rows) * n * (lm_head ? 4 : 2));
-  dx.upload(x.bits);
-  out.poison();
-  std::vector<double> got;
-  if (lm_head) {
-    gpu.lm_head(dx.get(), rows, wg, static_cast<float*>(out.get()));
-    const auto f = out.download<float>(size_t(rows) * n);
-    got.assign(f.begin(), f.end());
-  } else {
-    gpu.matmul(dx.get(), rows, wg, out.get());
-    got = bf16_to_doubles(out.download<uint16_t>(size_t(rows) * n));
-  }
+  const std::vector<double> got = run_gpu_matmul(gpu, wg, x, rows, n, lm_head);
   const ErrorStats st = compare(got, ref, n);
   const std::string name = std::string(lm_head ? "lm_head" : "matmul") + "/gguf " +
                            dtype_name(type) + " rows=" + std::to_string(rows) +
