@@ -19,6 +19,7 @@
 #include "model/tokenizer.h"
 #include "model/weights.h"
 #include "server/commands.h"
+#include "server/local_backend.h"
 
 namespace tessera {
 namespace {
@@ -33,11 +34,9 @@ struct GenerateArgs {
   int top_k = 0;
   float top_p = 1.0f;
   uint64_t seed = 0;
-  std::string device = "auto";
-  int threads = 0;
+  LocalBackendArgs backend;
   std::string quantization = "none";
   bool deterministic = false;
-  std::string gguf_weights = "bf16";
 };
 
 // The prompt as the model's chat template renders one user turn (plus --system, if given).
@@ -46,13 +45,6 @@ std::string chat_prompt(const Tokenizer& tok, const std::string& system, const s
   if (!system.empty()) messages.push_back({"system", system});
   messages.push_back({"user", user});
   return ChatTemplate::for_tokenizer(tok).apply(messages, /*add_generation_prompt=*/true);
-}
-
-std::unique_ptr<Ops> make_ops(const GenerateArgs& a) {
-  if (a.device == "cpu") return make_cpu_ops(a.threads);
-  if (a.device == "cuda") return make_cuda_ops(0);
-  if (a.device == "auto") return cuda_available() ? make_cuda_ops(0) : make_cpu_ops(a.threads);
-  throw Error(ErrorKind::kInvalidArgument, "--device must be auto, cpu or cuda");
 }
 
 void run_generate(const GenerateArgs& a) {
@@ -65,9 +57,8 @@ void run_generate(const GenerateArgs& a) {
     throw Error(ErrorKind::kInvalidArgument, "model '" + a.model + "' has no tokenizer");
   }
   const Tokenizer& tok = *loaded.tokenizer;
-  auto ops = make_ops(a);
+  auto ops = make_local_backend(a.backend);
   ops->set_deterministic(a.deterministic);
-  ops->set_gguf_blocks(a.gguf_weights == "blocks");
   ops->check_supported(model_needs(a.model, loaded.config, loaded.weights));
   LlamaModel model(loaded.config, loaded.weights, *ops);
 
@@ -128,26 +119,15 @@ void register_generate_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(0.0f, 1.0f));
   cmd->add_option("--seed", args->seed, "sampling seed")->capture_default_str();
-  cmd->add_option("--device", args->device, "auto, cpu or cuda")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_local_backend_options(*cmd, args->backend);
   cmd->add_option("--quantization,-q", args->quantization,
                   "quantize projections at load: none, fp8, int8, int4 (or convert: f32, f16, "
                   "bf16)")
       ->capture_default_str()
       ->check(CLI::IsMember({"none", "f32", "f16", "bf16", "fp8", "int8", "int4"}));
-  cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
   cmd->add_flag("--deterministic", args->deterministic,
                 "batch-invariant kernels (same output whatever the batch; slower on CUDA)")
       ->envname("TESSERA_DETERMINISTIC");
-  cmd->add_option("--gguf-weights", args->gguf_weights,
-                  "GGUF weights on the GPU: bf16 (dequantized at upload) or blocks (kept as "
-                  "GGUF blocks)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"bf16", "blocks"}))
-      ->envname("TESSERA_GGUF_WEIGHTS");
   cmd->callback([args] {
     try {
       run_generate(*args);

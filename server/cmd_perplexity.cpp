@@ -18,6 +18,7 @@
 #include "model/tokenizer.h"
 #include "model/weights.h"
 #include "server/commands.h"
+#include "server/local_backend.h"
 #include "server/perplexity.h"
 
 namespace tessera {
@@ -29,12 +30,10 @@ struct PerplexityArgs {
   int ctx_size = 512;
   int chunks = -1;
   int batch_size = 2048;
-  std::string device = "auto";
+  LocalBackendArgs backend;
   std::string quantization = "none";
   bool fake_quant = false;
-  int threads = 0;
   std::string kv_cache_dtype = "auto";
-  std::string gguf_weights = "bf16";
 };
 
 std::string read_text(const std::string& path) {
@@ -43,12 +42,6 @@ std::string read_text(const std::string& path) {
   std::ostringstream s;
   s << f.rdbuf();
   return s.str();
-}
-
-std::unique_ptr<Ops> make_ops(const PerplexityArgs& a) {
-  if (a.device == "cpu") return make_cpu_ops(a.threads);
-  if (a.device == "cuda") return make_cuda_ops(0);
-  return cuda_available() ? make_cuda_ops(0) : make_cpu_ops(a.threads);
 }
 
 void run_perplexity(const PerplexityArgs& a) {
@@ -69,8 +62,7 @@ void run_perplexity(const PerplexityArgs& a) {
   const std::vector<int32_t> empty = tok.encode("", true, false);
   const bool add_bos = !empty.empty() && empty.front() == tok.bos_id() && tok.bos_id() >= 0;
 
-  auto ops = make_ops(a);
-  ops->set_gguf_blocks(a.gguf_weights == "blocks");
+  auto ops = make_local_backend(a.backend);
   LlamaModel model(loaded.config, loaded.weights, *ops);
   std::fprintf(
       stderr,
@@ -121,9 +113,7 @@ void register_perplexity_command(CLI::App& app) {
   cmd->add_option("--batch-size,-b", args->batch_size, "tokens per forward step")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--device", args->device, "auto, cpu or cuda")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_local_backend_options(*cmd, args->backend);
   cmd->add_option("--quantization,-q", args->quantization,
                   "quantize the projections at load: none, fp8, int8 (per channel), int4 "
                   "(groups of 128; int4:G / int8:G for groups of G); or convert weights to f32, "
@@ -148,15 +138,6 @@ void register_perplexity_command(CLI::App& app) {
         KvDtype d;
         return parse_kv_dtype(v.c_str(), d) ? std::string() : "unknown KV cache dtype " + v;
       });
-  cmd->add_option("--threads", args->threads, "CPU threads (0 = all cores)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--gguf-weights", args->gguf_weights,
-                  "GGUF weights on the GPU: bf16 (dequantized at upload) or blocks (kept as "
-                  "GGUF blocks)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"bf16", "blocks"}))
-      ->envname("TESSERA_GGUF_WEIGHTS");
   cmd->callback([args] {
     try {
       run_perplexity(*args);
