@@ -142,7 +142,7 @@ class Model {
                             : quant_ == QuantKind::kDense ? 2
                                                           : 1);
       const double t = bench::median(us);
-      std::printf("gemv %-4s %5lld x %5lld, %d rows: %7.1f us = %.2f TB/s\n", name,
+      std::printf("matmul %-4s %5lld x %5lld, %d rows: %7.1f us = %.2f TB/s\n", name,
                   static_cast<long long>(w->rows), static_cast<long long>(w->cols), rows, t,
                   bytes / t / 1e6);
     }

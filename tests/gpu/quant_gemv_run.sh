@@ -18,7 +18,7 @@ for w in $schemes; do
     [ "$w" = bf16 ] && [ "$impl" = simt ] && continue
     echo "== $w ($impl)"
     TESSERA_QUANT_GEMV=$impl timeout 100 "$T/bin/cuda_llama_bench" --gemv-only --weights "$w" \
-      2>&1 | tee "$OUT/gemv_${w}_$impl.txt" | grep -E "gemv|FAIL"
+      2>&1 | tee "$OUT/gemv_${w}_$impl.txt" | grep -E "matmul|FAIL"
     TESSERA_QUANT_GEMV=$impl timeout 200 "$T/bin/cuda_llama_bench" --decode-only --weights "$w" \
       2>&1 | tee "$OUT/decode_${w}_$impl.txt" | grep -E "^#|decode|FAIL"
   done
